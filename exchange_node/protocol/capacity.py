@@ -1,0 +1,168 @@
+"""The signed capacity document: which services a node offers and whether they can take people now.
+
+A JWS of type ``exchange-capacity+jwt`` with a monotonic ``version``, served to
+trusted peers. Verification tells a forged document (bad signature, untrusted
+key) apart from an authentic but expired one (:class:`ExpiredError`), and
+refuses a ``version`` lower than the one the caller holds (:class:`RollbackError`).
+The HSDS records inside are carried as signed; this module neither fetches nor stores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from exchange_node.protocol import _claims, _jose
+from exchange_node.protocol.errors import InvalidClaimError, OversizedError, RollbackError
+from exchange_node.protocol.keys import NodeKey
+from exchange_node.protocol.limits import DEFAULT_LIMITS, Limits
+from exchange_node.protocol.wire import CapacityDocumentSchema, load_claims
+
+CAPACITY_TYP = "exchange-capacity+jwt"
+CAPACITY_MEDIA_TYPE = "application/exchange-capacity+jwt"
+
+
+@dataclass(frozen=True)
+class ServiceCapacity:
+    """One service as published: its HSDS 3.1 record and its capacity right now."""
+
+    service_id: str
+    name: str
+    service: Mapping[str, Any]
+    status: str
+    accepting_referrals: bool
+    intake_fields: tuple[str, ...]
+    updated_at: str
+    wait_days: int | None = None
+    notes: str | None = None
+    verified_at: str | None = None
+
+
+@dataclass(frozen=True)
+class CapacityDocument:
+    issuer: str
+    version: int
+    issued_at: int
+    expires_at: int
+    services: tuple[ServiceCapacity, ...]
+    signed_by: str
+    token: str
+
+    def service(self, service_id: str) -> ServiceCapacity | None:
+        return next((entry for entry in self.services if entry.service_id == service_id), None)
+
+
+def build_capacity_claims(
+    *,
+    issuer: str,
+    version: int,
+    services: Sequence[Mapping[str, Any]],
+    now: int,
+    lifetime: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> dict[str, Any]:
+    """Claims of a capacity document; each entry is ``{"service": HSDS, "capacity": {...}}``.
+
+    Raises:
+        SchemaError: an entry does not match the capacity document schema.
+        InvalidClaimError: ``issuer`` is not an entity identifier.
+    """
+    _claims.check_entity_id(issuer)
+    claims = {
+        "iss": issuer,
+        "iat": now,
+        "exp": now + (lifetime or limits.capacity_lifetime),
+        "version": version,
+        "services": [dict(entry) for entry in services],
+    }
+    _check_unique_ids(load_claims(CapacityDocumentSchema, claims, "capacity document"))
+    return claims
+
+
+def sign_capacity_document(claims: Mapping[str, Any], signing_key: NodeKey) -> str:
+    """Sign claims from :func:`build_capacity_claims`."""
+    return _jose.sign_compact(_jose.encode_json(claims), signing_key, CAPACITY_TYP)
+
+
+def verify_capacity_document(
+    token: str | bytes,
+    *,
+    issuer: str,
+    issuer_keys: Sequence[NodeKey],
+    now: int,
+    held_version: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> CapacityDocument:
+    """Verify a peer's capacity document with that peer's trusted signing keys.
+
+    Checks run in this order: size and header, trusted key, signature, issuer,
+    lifetime, schema, then version against ``held_version``.
+
+    Raises:
+        UntrustedKeyError, BadSignatureError: forged, or not signed by this peer.
+        ExpiredError: authentic but past its ``exp``: keep showing what is held, as stale.
+        RollbackError: ``version`` is lower than ``held_version``.
+        WrongIssuerError, NotYetValidError, InvalidClaimError, MissingClaimError,
+        SchemaError, MalformedError, OversizedError, UnsupportedAlgorithmError, WrongTypeError.
+    """
+    keys = {key.kid: key for key in issuer_keys}
+    verified = _jose.verify_compact(token, keys, CAPACITY_TYP, limits)
+    claims = _jose.decode_json_object(verified.payload, "capacity document")
+    _claims.check_issuer(claims, issuer)
+    lifetime = _claims.check_lifetime(
+        claims, now=now, skew=limits.clock_skew, max_lifetime=limits.max_capacity_lifetime
+    )
+    if isinstance(claims.get("services"), list) and len(claims["services"]) > limits.max_services:
+        raise OversizedError(f"capacity document lists more than {limits.max_services} services")
+    loaded = load_claims(CapacityDocumentSchema, claims, "capacity document")
+    _check_unique_ids(loaded)
+    version = loaded["version"]
+    if held_version is not None and version < held_version:
+        raise RollbackError(
+            f"version {version} is older than the version {held_version} already held"
+        )
+    text = token.decode("ascii") if isinstance(token, bytes) else token
+    return CapacityDocument(
+        issuer=issuer,
+        version=version,
+        issued_at=lifetime.issued_at,
+        expires_at=lifetime.expires_at,
+        services=tuple(_to_service(entry) for entry in loaded["services"]),
+        signed_by=verified.key.kid,
+        token=text.strip(),
+    )
+
+
+def _check_unique_ids(claims: Mapping[str, Any]) -> None:
+    ids = [entry["service"]["id"] for entry in claims["services"]]
+    if len(ids) != len(set(ids)):
+        raise InvalidClaimError("a capacity document lists the same service id twice")
+
+
+def _to_service(entry: Mapping[str, Any]) -> ServiceCapacity:
+    service, capacity = entry["service"], entry["capacity"]
+    return ServiceCapacity(
+        service_id=service["id"],
+        name=service["name"],
+        service=MappingProxyType(dict(service)),
+        status=capacity["status"],
+        accepting_referrals=capacity["accepting_referrals"],
+        intake_fields=tuple(capacity["intake_fields"]),
+        updated_at=capacity["updated_at"],
+        wait_days=capacity.get("wait_days"),
+        notes=capacity.get("notes"),
+        verified_at=capacity.get("verified_at"),
+    )
+
+
+__all__ = [
+    "CAPACITY_MEDIA_TYPE",
+    "CAPACITY_TYP",
+    "CapacityDocument",
+    "ServiceCapacity",
+    "build_capacity_claims",
+    "sign_capacity_document",
+    "verify_capacity_document",
+]
