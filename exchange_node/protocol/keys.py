@@ -12,11 +12,13 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from joserfc import jwe
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey, OKPKey
@@ -36,6 +38,7 @@ _CURVE_FOR_USE: dict[str, str] = {"sig": "Ed25519", "enc": "X25519"}
 _ALG_FOR_USE: dict[str, str] = {"sig": JWS_ALGORITHMS[0], "enc": JWE_KEY_ALGORITHM}
 _STORAGE_CTY = "jwk-set+json"
 _PUBLIC_MEMBERS = ("kty", "crv", "x")
+_B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 #: Shortest passphrase accepted for key storage (joserfc wants >= 112 bits of key).
 MIN_PASSPHRASE_LENGTH = 14
 
@@ -141,9 +144,7 @@ def import_jwk(jwk: Mapping[str, Any], use: KeyUse, *, private: bool = False) ->
     kid = okp.thumbprint()
     if "kid" in jwk and jwk["kid"] != kid:
         raise KeyFormatError("JWK kid is not the RFC 7638 thumbprint of the key")
-    if private and okp.public_key is None:
-        raise KeyFormatError("private JWK does not hold a usable key")
-    if private and str(okp.as_dict(private=False)["x"]) != jwk["x"]:
+    if private and _derived_x(okp) != jwk["x"]:
         raise KeyFormatError("JWK 'x' does not match its private part 'd'")
     return NodeKey(use, kid, okp)
 
@@ -243,9 +244,18 @@ def _decrypt_stored_keys(token: bytes, passphrase: str) -> bytes:
     return bytes(result.plaintext)
 
 
+def _derived_x(okp: OKPKey) -> str:
+    """The public key computed from the private part, base64url, as a JWK 'x'."""
+    private = okp.private_key
+    if private is None:
+        raise KeyFormatError("private JWK does not hold a usable key")
+    raw = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
 def _check_raw_length(jwk: Mapping[str, Any], member: str) -> None:
     value = jwk.get(member)
-    if not isinstance(value, str) or "=" in value:
+    if not isinstance(value, str) or not _B64URL.match(value):
         raise KeyFormatError(f"JWK '{member}' must be unpadded base64url")
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
