@@ -22,7 +22,7 @@ from exchange_node.protocol.errors import (
 )
 
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-_JTI = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+_JTI = re.compile(r"[A-Za-z0-9_-]{16,128}")
 #: Largest integer a NumericDate may hold (year 9999), so datetime conversions never overflow.
 MAX_NUMERIC_DATE = 253_402_300_799
 
@@ -93,7 +93,7 @@ def check_lifetime(
 def check_jti(claims: Mapping[str, Any]) -> str:
     """``jti``: 16 to 128 base64url characters (128 random bits, encoded, is the norm)."""
     jti = require_str(claims, "jti")
-    if not _JTI.match(jti):
+    if not _JTI.fullmatch(jti):
         raise InvalidClaimError("'jti' must be 16 to 128 base64url characters")
     return jti
 

@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +41,7 @@ from exchange_node.protocol.limits import (
     Limits,
 )
 
-_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 #: Header members a JWS of this protocol may carry; anything else (crit, jku, x5u...) is refused.
 _JWS_HEADER_MEMBERS = frozenset({"alg", "typ", "kid"})
 _JWE_HEADER_MEMBERS = frozenset({"alg", "enc", "kid", "epk", "cty", "typ", "apu", "apv"})
@@ -73,8 +73,12 @@ def sign_compact(payload: bytes, key: NodeKey, typ: str) -> str:
         raise KeyFormatError(f"cannot sign: {e.error}") from e
 
 
-def read_jws_header(token: str | bytes, typ: str, limits: Limits) -> dict[str, Any]:
+def read_jws_header(
+    token: str | bytes, typ: str | Collection[str], limits: Limits
+) -> dict[str, Any]:
     """Size-check a compact JWS, then parse and check its header (alg, typ, kid).
+
+    ``typ`` is the one type expected here, or the collection of types accepted.
 
     Raises:
         OversizedError, MalformedError, UnsupportedAlgorithmError, WrongTypeError.
@@ -87,17 +91,18 @@ def read_jws_header(token: str | bytes, typ: str, limits: Limits) -> dict[str, A
             f"JWS alg {header.get('alg')!r} is not allowed; only {', '.join(JWS_ALGORITHMS)}"
         )
     _check_members(header, _JWS_HEADER_MEMBERS)
-    if header.get("typ") != typ:
-        raise WrongTypeError(f"expected typ {typ!r}, got {header.get('typ')!r}")
+    accepted = (typ,) if isinstance(typ, str) else typ
+    if not isinstance(header.get("typ"), str) or header["typ"] not in accepted:
+        raise WrongTypeError(f"expected typ {' or '.join(accepted)!r}, got {header.get('typ')!r}")
     if not isinstance(header.get("kid"), str):
         raise MalformedError("JWS header has no 'kid'")
     return header
 
 
 def verify_compact(
-    token: str | bytes, keys: Mapping[str, NodeKey], typ: str, limits: Limits
+    token: str | bytes, keys: Mapping[str, NodeKey], typ: str | Collection[str], limits: Limits
 ) -> VerifiedJWS:
-    """Verify a compact JWS of type ``typ`` signed by one of ``keys`` (by thumbprint).
+    """Verify a compact JWS of type ``typ`` (or one of several) signed by one of ``keys``.
 
     Raises:
         UntrustedKeyError: the ``kid`` is not among ``keys``.
@@ -105,6 +110,7 @@ def verify_compact(
         and every error of :func:`read_jws_header`.
     """
     header = read_jws_header(token, typ, limits)
+    text = _as_text(token, limits.max_token_bytes)
     key = keys.get(header["kid"])
     if key is None or key.use != "sig":
         raise UntrustedKeyError(f"signed with key {header['kid']!r}, which is not trusted here")
@@ -112,7 +118,7 @@ def verify_compact(
     registry.max_header_length = limits.max_header_bytes
     registry.max_payload_length = limits.max_token_bytes
     try:
-        verified = jws.deserialize_compact(token, key.okp, registry=registry)
+        verified = jws.deserialize_compact(text, key.okp, registry=registry)
     except JoseBadSignatureError as e:
         raise BadSignatureError(f"signature by key {key.kid} does not verify") from e
     except JoseError as e:
@@ -158,7 +164,8 @@ def decrypt_compact(token: str | bytes, keys: Mapping[str, NodeKey], limits: Lim
     _check_members(header, _JWE_HEADER_MEMBERS)
     if header.get("cty") != NESTED_JWT_CTY:
         raise MalformedError(f"JWE cty must be {NESTED_JWT_CTY!r}")
-    key = keys.get(header.get("kid", ""))
+    kid = header.get("kid")
+    key = keys.get(kid) if isinstance(kid, str) else None
     if key is None or not key.is_private:
         raise DecryptionError("envelope is not addressed to an encryption key of this node")
     registry = JWERegistry(algorithms=list(JWE_ALGORITHMS))
@@ -179,17 +186,25 @@ def decrypt_compact(token: str | bytes, keys: Mapping[str, NodeKey], limits: Lim
 def decode_json_object(data: bytes, what: str) -> dict[str, Any]:
     """Parse verified bytes as a JSON object, or raise :class:`MalformedError`."""
     try:
-        value = json.loads(data)
+        value = json.loads(data, object_pairs_hook=_refuse_duplicates)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise MalformedError(f"{what} is not valid JSON") from e
+        raise MalformedError(f"{what} is not valid JSON without repeated member names") from e
     if not isinstance(value, dict):
         raise MalformedError(f"{what} is not a JSON object")
     return value
 
 
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, unless a member name repeats (parsers disagree on which one wins)."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("repeated member name")
+    return result
+
+
 def b64url_decode(value: str) -> bytes:
     """Strict unpadded base64url, as JOSE uses it."""
-    if not _B64URL.match(value) or len(value) % 4 == 1:
+    if not _B64URL.fullmatch(value) or len(value) % 4 == 1:
         raise MalformedError("not unpadded base64url")
     try:
         return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
@@ -219,7 +234,7 @@ def _split(text: str, count: int) -> list[str]:
     if len(parts) != count:
         raise MalformedError(f"compact serialization must have {count} parts, has {len(parts)}")
     for part in parts:
-        if not _B64URL.match(part):
+        if not _B64URL.fullmatch(part):
             raise MalformedError("compact serialization holds characters outside base64url")
     return parts
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from exchange_node.protocol import _claims, _jose
-from exchange_node.protocol.errors import InvalidClaimError, UntrustedKeyError
+from exchange_node.protocol._schemas import validate_claims
+from exchange_node.protocol.errors import InvalidClaimError, RollbackError, UntrustedKeyError
 from exchange_node.protocol.keys import NodeKey, export_jwks, import_jwks
 from exchange_node.protocol.limits import DEFAULT_LIMITS, Limits
 from exchange_node.protocol.wire import ORGANIZATION_KINDS, EntityConfigurationSchema, load_claims
@@ -115,6 +116,7 @@ def verify_entity_configuration(
     entity_id: str,
     trusted_thumbprints: Collection[str],
     now: int,
+    held_issued_at: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> EntityConfiguration:
     """Verify a node's entity configuration against the thumbprints the caller trusts.
@@ -123,10 +125,13 @@ def verify_entity_configuration(
     thumbprint; only a key whose thumbprint is in ``trusted_thumbprints`` counts.
     For a first contact that is the pinned thumbprint; after that, the signing
     keys of the last verified document (which is how rotation carries trust).
+    ``held_issued_at`` is the ``iat`` of that document: an older one is refused, so
+    a replayed document cannot bring back a key the node has since retired.
 
     Raises:
         UntrustedKeyError: not signed by a trusted key (unpinned, or a rotation
             that does not chain back); the caller needs an administrator to re-pin.
+        RollbackError: issued before the document the caller already holds.
         BadSignatureError, WrongIssuerError, ExpiredError, NotYetValidError,
         InvalidClaimError, MissingClaimError, SchemaError, MalformedError,
         OversizedError, UnsupportedAlgorithmError, WrongTypeError, KeyFormatError.
@@ -154,8 +159,12 @@ def verify_entity_configuration(
         skew=limits.clock_skew,
         max_lifetime=limits.max_entity_configuration_lifetime,
     )
-    loaded = load_claims(EntityConfigurationSchema, claims, "entity configuration")
-    return _to_entity_configuration(loaded, lifetime, verified.key.kid, _as_text(token), limits)
+    validate_claims("entity-configuration.schema.json", claims, "entity configuration")
+    if held_issued_at is not None and lifetime.issued_at < held_issued_at:
+        raise RollbackError(
+            f"issued at {lifetime.issued_at}, before the document already held ({held_issued_at})"
+        )
+    return _to_entity_configuration(claims, lifetime, verified.key.kid, _as_text(token), limits)
 
 
 def _to_entity_configuration(

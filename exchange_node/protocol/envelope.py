@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from exchange_node.protocol import _claims, _jose
+from exchange_node.protocol._schemas import validate_claims
 from exchange_node.protocol.errors import WrongTypeError
 from exchange_node.protocol.keys import NodeKey
 from exchange_node.protocol.limits import DEFAULT_LIMITS, Limits
@@ -98,7 +99,9 @@ def seal_message(
     }
     _claims.check_lifetime(claims, now=now, skew=0, max_lifetime=limits.max_message_lifetime)
     _claims.check_jti(claims)
-    _to_body(kind, claims, now, limits)
+    _checked_body(
+        kind, load_claims(kind.claims_schema, claims, f"{kind.name} message"), now, limits
+    )
     signed = _jose.sign_compact(_jose.encode_json(claims), signing_key, kind.typ)
     token = _jose.encrypt_compact(signed, recipient_key)
     return SealedMessage(token, message_jti, kind.name, expires_at)
@@ -127,13 +130,13 @@ def open_message(
         SchemaError, ConsentError: a body that does not match its schema or consent.
     """
     nested = _jose.decrypt_compact(token, {key.kid: key for key in decryption_keys}, limits)
-    typ = _jose.decode_json_object(
-        _jose.b64url_decode(nested.split(".")[0]), "protected header"
-    ).get("typ")
-    kind = MESSAGE_TYPE_BY_TYP.get(typ) if isinstance(typ, str) else None
-    if kind is None or (expected_types is not None and kind.name not in expected_types):
-        raise WrongTypeError(f"message typ {typ!r} is not accepted here")
-    verified = _jose.verify_compact(nested, {key.kid: key for key in sender_keys}, kind.typ, limits)
+    accepted = [
+        kind.typ
+        for kind in MESSAGE_TYPES.values()
+        if expected_types is None or kind.name in expected_types
+    ]
+    verified = _jose.verify_compact(nested, {key.kid: key for key in sender_keys}, accepted, limits)
+    kind = MESSAGE_TYPE_BY_TYP[verified.header["typ"]]
     claims = _jose.decode_json_object(verified.payload, "message claims")
     _claims.check_issuer(claims, sender)
     _claims.check_audience(claims, audience)
@@ -141,7 +144,8 @@ def open_message(
         claims, now=now, skew=limits.clock_skew, max_lifetime=limits.max_message_lifetime
     )
     jti = _claims.check_jti(claims)
-    body = _to_body(kind, claims, now, limits)
+    validate_claims(kind.schema_file, claims, f"{kind.name} message")
+    body = _checked_body(kind, claims, now, limits)
     return Message(
         message_type=kind.name,
         jti=jti,
@@ -163,11 +167,13 @@ def _message_type(name: str) -> MessageType:
         ) from e
 
 
-def _to_body(kind: MessageType, claims: Mapping[str, Any], now: int, limits: Limits) -> MessageBody:
-    loaded = load_claims(kind.claims_schema, claims, f"{kind.name} message")
-    body = kind.to_body(loaded["body"])
+def _checked_body(
+    kind: MessageType, claims: Mapping[str, Any], now: int, limits: Limits
+) -> MessageBody:
+    """The typed body of schema-valid claims, after the rules between fields (consent)."""
+    body = kind.to_body(claims["body"])
     if isinstance(body, Referral):
-        check_referral_consent(body, audience=loaded["aud"], now=now, skew=limits.clock_skew)
+        check_referral_consent(body, audience=claims["aud"], now=now, skew=limits.clock_skew)
     return body
 
 

@@ -215,6 +215,13 @@ class ConsentError(SchemaError):
     title = "Data not covered by consent"
 
 
+class UnrequestedFieldError(SchemaError):
+    """A referral carries a field its service did not ask for in its capacity document."""
+
+    code = "field_not_requested"
+    title = "Field not requested by the service"
+
+
 class IllegalTransitionError(ProtocolError):
     """A referral status change the state machine does not allow for this side."""
 
@@ -302,6 +309,7 @@ __all__ = [
     "SignatureMissingError",
     "SignatureNotYetValidError",
     "UnknownSignerError",
+    "UnrequestedFieldError",
     "UnsupportedAlgorithmError",
     "UntrustedKeyError",
     "VerificationError",

@@ -182,6 +182,8 @@ def verify_request(
         raise SignatureInvalidError(f"signed with key {verified.keyid}, expected {key.kid}")
     if "content-digest" not in view:
         raise DigestMismatchError("request has no Content-Digest header")
+    if set(_parse_dictionary(view["content-digest"], "Content-Digest")) != {"sha-256"}:
+        raise DigestMismatchError("Content-Digest must hold exactly one sha-256 digest")
     message = _Message(method, url, view)
     resolver = MappingKeyResolver(public_keys={key.kid: key.ed25519_public()}, private_keys={})
     verifier = _CallerClockVerifier(signature_algorithm=ED25519, key_resolver=resolver)

@@ -17,7 +17,7 @@ from typing import Any, Final
 from marshmallow import Schema
 
 from exchange_node.protocol import intake, wire
-from exchange_node.protocol.errors import ConsentError, SchemaError
+from exchange_node.protocol.errors import ConsentError, SchemaError, UnrequestedFieldError
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,11 @@ class MessageType:
     claims_schema: type[Schema]
     to_body: Callable[[Mapping[str, Any]], MessageBody]
 
+    @property
+    def schema_file(self) -> str:
+        """The normative JSON Schema of this message's claims, in ``schemas/``."""
+        return f"{self.name}.schema.json"
+
 
 def _referral(body: Mapping[str, Any]) -> Referral:
     safe = body["safe_contact"]
@@ -133,6 +138,7 @@ def _referral(body: Mapping[str, Any]) -> Referral:
 
 
 def _status_change(body: Mapping[str, Any]) -> ReferralStatusChange:
+    parse_timestamp(body["changed_at"], "/body/changed_at")
     reason = body.get("reason", {})
     return ReferralStatusChange(
         referral_id=body["referral_id"],
@@ -142,6 +148,18 @@ def _status_change(body: Mapping[str, Any]) -> ReferralStatusChange:
         reason_code=reason.get("code"),
         reason_text=reason.get("text"),
         note=body.get("note"),
+    )
+
+
+def _withdrawal(body: Mapping[str, Any]) -> ConsentWithdrawal:
+    parse_timestamp(body["withdrawn_at"], "/body/withdrawn_at")
+    return ConsentWithdrawal(body["referral_id"], body["consent_id"], body["withdrawn_at"])
+
+
+def _deletion_receipt(body: Mapping[str, Any]) -> DeletionReceipt:
+    parse_timestamp(body["deleted_at"], "/body/deleted_at")
+    return DeletionReceipt(
+        body["referral_id"], body["consent_id"], body["withdrawal_jti"], body["deleted_at"]
     )
 
 
@@ -159,13 +177,13 @@ MESSAGE_TYPES: Final[Mapping[str, MessageType]] = {
             "consent-withdrawal",
             "exchange-consent-withdrawal+jwt",
             wire.ConsentWithdrawalClaimsSchema,
-            lambda body: ConsentWithdrawal(**body),
+            _withdrawal,
         ),
         MessageType(
             "deletion-receipt",
             "exchange-deletion-receipt+jwt",
             wire.DeletionReceiptClaimsSchema,
-            lambda body: DeletionReceipt(**body),
+            _deletion_receipt,
         ),
     )
 }
@@ -176,38 +194,62 @@ def check_referral_consent(referral: Referral, *, audience: str, now: int, skew:
     """A referral's consent must name its receiver, its service and every data category sent.
 
     Raises:
-        ConsentError: naming the fields or the rule the referral breaks.
+        ConsentError: ``fields`` maps the JSON Pointer of each offending member to the rule.
     """
     consent = referral.consent
     if consent.recipient != audience:
         raise ConsentError(
-            "consent was given for another recipient", {"consent": {"recipient": [audience]}}
+            "consent was given for another recipient",
+            {"/body/consent/recipient": ["not the receiving node"]},
         )
     if consent.service_id != referral.service_id:
-        raise ConsentError("consent was given for another service", {"consent": {"service_id": []}})
+        raise ConsentError(
+            "consent was given for another service",
+            {"/body/consent/service_id": ["not the referred service"]},
+        )
     uncovered = intake.uncovered_fields(referral.person, consent.data_categories)
     if uncovered:
         raise ConsentError(
             f"consent does not cover the data categories of: {', '.join(uncovered)}",
-            {"person": {name: ["not covered by consent"] for name in uncovered}},
+            {
+                f"/body/person/{name}": [f"category {intake.category_of(name)} not consented"]
+                for name in uncovered
+            },
         )
-    if parse_timestamp(consent.expires_at, "consent.expires_at") <= now - skew:
-        raise ConsentError("consent has expired", {"consent": {"expires_at": ["in the past"]}})
-    if parse_timestamp(consent.captured_at, "consent.captured_at") > now + skew:
-        raise ConsentError("consent is dated in the future", {"consent": {"captured_at": []}})
+    if parse_timestamp(consent.expires_at, "/body/consent/expires_at") <= now - skew:
+        raise ConsentError("consent has expired", {"/body/consent/expires_at": ["in the past"]})
+    if parse_timestamp(consent.captured_at, "/body/consent/captured_at") > now + skew:
+        raise ConsentError(
+            "consent is dated in the future", {"/body/consent/captured_at": ["in the future"]}
+        )
 
 
-def unrequested_fields(referral: Referral, intake_fields: Collection[str]) -> list[str]:
-    """Person fields the target service did not ask for in its capacity document, sorted."""
-    return sorted(set(referral.person) - set(intake_fields))
+def check_requested_fields(referral: Referral, intake_fields: Collection[str]) -> None:
+    """A referral carries only the intake fields its service asked for (minimum data).
+
+    Raises:
+        UnrequestedFieldError: naming each field the service did not ask for.
+    """
+    extra = sorted(set(referral.person) - set(intake_fields))
+    if extra:
+        raise UnrequestedFieldError(
+            f"the service does not ask for: {', '.join(extra)}",
+            {f"/body/person/{name}": ["not requested by the service"] for name in extra},
+        )
 
 
-def parse_timestamp(value: str, where: str) -> int:
-    """An RFC 3339 UTC timestamp (already pattern-checked) as Unix seconds."""
+def parse_timestamp(value: str, pointer: str) -> int:
+    """An RFC 3339 UTC timestamp (already pattern-checked) as Unix seconds.
+
+    Raises:
+        SchemaError: the date or time does not exist (say, 30 February).
+    """
     try:
         return int(datetime.fromisoformat(value).astimezone(UTC).timestamp())
     except ValueError as e:
-        raise SchemaError(f"{where} is not a real date and time", {where: [value]}) from e
+        raise SchemaError(
+            f"{pointer} is not a real date and time", {pointer: ["no such date"]}
+        ) from e
 
 
 def format_timestamp(unix_seconds: int) -> str:
@@ -228,7 +270,7 @@ __all__ = [
     "ReferralStatusChange",
     "SafeContact",
     "check_referral_consent",
+    "check_requested_fields",
     "format_timestamp",
     "parse_timestamp",
-    "unrequested_fields",
 ]

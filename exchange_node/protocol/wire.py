@@ -9,11 +9,13 @@ signature already held. Cross-field rules that need the token's context
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from exchange_node.protocol.errors import SchemaError
 from exchange_node.protocol.intake import DATA_CATEGORIES, INTAKE_FIELDS
@@ -65,10 +67,24 @@ def _text(max_length: int, *, required: bool = True, min_length: int = 1) -> fie
     return fields.String(required=required, validate=validate.Length(min_length, max_length))
 
 
+class FullMatch(validate.Validator):
+    """A JSON Schema ``^...$`` pattern with ECMA-262 anchors: "$" never matches before a newline."""
+
+    def __init__(self, pattern: str) -> None:
+        if not (pattern.startswith("^") and pattern.endswith("$")):
+            raise ValueError("wire patterns are anchored at both ends")
+        self.regex = re.compile(pattern[1:-1])
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError("Does not have the required format.")
+        return value
+
+
 def _pattern(pattern: str, *, required: bool = True, max_length: int = 128) -> fields.String:
     return fields.String(
         required=required,
-        validate=[validate.Length(1, max_length), validate.Regexp(pattern)],
+        validate=[validate.Length(1, max_length), FullMatch(pattern)],
     )
 
 
@@ -96,10 +112,19 @@ def _choices(
 
 
 class ClosedSchema(Schema):
-    """Objects on the wire are closed: an unknown member is an error, never silently stored."""
+    """Objects that may hold personal data are closed: an unknown member is an error,
+    so a receiver never stores data it does not understand."""
 
     class Meta:
         unknown = RAISE
+
+
+class OpenSchema(Schema):
+    """Objects without personal data are open: unknown members are ignored (and dropped),
+    so they can be extended without a new protocol version (RFC 7519 section 4 for claims)."""
+
+    class Meta:
+        unknown = EXCLUDE
 
 
 class JWKSchema(ClosedSchema):
@@ -115,7 +140,7 @@ class JWKSetSchema(ClosedSchema):
     keys = fields.List(fields.Nested(JWKSchema), required=True, validate=validate.Length(1, 8))
 
 
-class NodeMetadataSchema(ClosedSchema):
+class NodeMetadataSchema(OpenSchema):
     organization_name = _text(200)
     organization_kind = _choice(ORGANIZATION_KINDS)
     capacity_endpoint = _text(512)
@@ -128,17 +153,17 @@ class NodeMetadataSchema(ClosedSchema):
         validate=[validate.Length(1, 50), _unique],
     )
     protocol_versions = fields.List(
-        _pattern(r"^[0-9]{1,3}$", max_length=3),
+        _pattern(r"^[0-9]{1,3}(\.[0-9]{1,3})?$", max_length=7),
         required=True,
         validate=[validate.Length(1, 8), _unique],
     )
 
 
-class EntityMetadataSchema(ClosedSchema):
+class EntityMetadataSchema(OpenSchema):
     exchange_node = fields.Nested(NodeMetadataSchema, required=True)
 
 
-class EntityConfigurationSchema(ClosedSchema):
+class EntityConfigurationSchema(OpenSchema):
     iss = _text(512)
     sub = _text(512)
     iat = Integer(required=True, minimum=0, maximum=253_402_300_799)
@@ -158,7 +183,7 @@ class HSDSServiceSchema(Schema):
     status = _choice(HSDS_SERVICE_STATUSES)
 
 
-class CapacitySchema(ClosedSchema):
+class CapacitySchema(OpenSchema):
     status = _choice(CAPACITY_STATUSES)
     accepting_referrals = Boolean(required=True)
     wait_days = Integer(minimum=0, maximum=3650)
@@ -168,12 +193,12 @@ class CapacitySchema(ClosedSchema):
     updated_at = _pattern(DATETIME_PATTERN, max_length=32)
 
 
-class CapacityEntrySchema(ClosedSchema):
+class CapacityEntrySchema(OpenSchema):
     service = fields.Nested(HSDSServiceSchema, required=True)
     capacity = fields.Nested(CapacitySchema, required=True)
 
 
-class CapacityDocumentSchema(ClosedSchema):
+class CapacityDocumentSchema(OpenSchema):
     iss = _text(512)
     iat = Integer(required=True, minimum=0, maximum=253_402_300_799)
     exp = Integer(required=True, minimum=0, maximum=253_402_300_799)
@@ -273,7 +298,7 @@ class DeletionReceiptBodySchema(ClosedSchema):
 
 
 def _message_claims(body_schema: type[Schema], name: str) -> type[Schema]:
-    return ClosedSchema.from_dict(
+    return OpenSchema.from_dict(
         {
             "iss": _text(512),
             "aud": _text(512),
@@ -296,7 +321,7 @@ DeletionReceiptClaimsSchema = _message_claims(
 )
 
 
-class ReceiptClaimsSchema(ClosedSchema):
+class ReceiptClaimsSchema(OpenSchema):
     iss = _text(512)
     aud = _text(512)
     iat = Integer(required=True, minimum=0, maximum=253_402_300_799)
@@ -305,7 +330,7 @@ class ReceiptClaimsSchema(ClosedSchema):
     envelope_sha256 = _pattern(SHA256_B64URL_PATTERN)
 
 
-class PeeringRequestSchema(ClosedSchema):
+class PeeringRequestSchema(OpenSchema):
     """Claims of a peering request (sent signed, not sealed: it holds no personal data)."""
 
     iss = _text(512)
@@ -329,21 +354,37 @@ SCHEMA_FILES: Final[Mapping[str, type[Schema]]] = {
 }
 
 
+@functools.cache
+def _instance(schema: type[Schema]) -> Schema:
+    """One shared instance per schema: building one deep-copies every field, loading does not."""
+    return schema()
+
+
 def load_claims(schema: type[Schema], claims: Mapping[str, Any], what: str) -> dict[str, Any]:
-    """Validate ``claims`` with ``schema``; a failure is a :class:`SchemaError` naming each field.
+    """Validate local input with ``schema``; a failure names each field by JSON Pointer.
 
     Raises:
-        SchemaError: the claims do not match, with ``fields`` holding the reasons.
+        SchemaError: the claims do not match, ``fields`` maps pointers to reasons.
     """
     try:
-        loaded: dict[str, Any] = schema().load(claims)
+        loaded: dict[str, Any] = _instance(schema).load(claims)
     except ValidationError as e:
-        messages = e.messages if isinstance(e.messages, dict) else {"_schema": e.messages}
-        first = next(iter(messages), "_schema")
+        problems = dict(_flatten(e.messages, ""))
+        first = next(iter(problems), "")
         raise SchemaError(
-            f"{what} does not match its schema (first problem at {first!r})", messages
+            f"{what} does not match its schema (first problem at {first!r})", problems
         ) from e
     return loaded
+
+
+def _flatten(messages: Any, pointer: str) -> Iterator[tuple[str, list[str]]]:
+    """Marshmallow's nested error messages as (JSON Pointer, messages) pairs."""
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            inner = pointer if key == "_schema" else f"{pointer}/{key}"
+            yield from _flatten(value, inner)
+    else:
+        yield pointer, [str(message) for message in messages]
 
 
 __all__ = [

@@ -94,16 +94,9 @@ def test_duplicate_service_ids_and_bad_entries(clinic: ExampleNode, now: int) ->
     with pytest.raises(SchemaError) as caught:
         signed(clinic, now, services=[entry(status="open")])
     assert caught.value.fields == {
-        "services": {
-            0: {
-                "capacity": {
-                    "status": [
-                        "Must be one of: capacity, no-capacity, waitlist, "
-                        "additional-assessment-required."
-                    ]
-                }
-            }
-        }
+        "/services/0/capacity/status": [
+            "Must be one of: capacity, no-capacity, waitlist, additional-assessment-required."
+        ]
     }
     with pytest.raises(SchemaError):
         signed(clinic, now, services=[entry(intake_fields=["shoe_size"])])

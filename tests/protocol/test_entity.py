@@ -8,6 +8,7 @@ from exchange_node.protocol import entity
 from exchange_node.protocol.errors import (
     ExpiredError,
     InvalidClaimError,
+    RollbackError,
     SchemaError,
     UntrustedKeyError,
     WrongIssuerError,
@@ -147,7 +148,7 @@ def test_loopback_http_is_allowed_for_local_nodes(clinic: ExampleNode, now: int)
 def test_invalid_metadata_is_refused_with_the_field(clinic: ExampleNode, now: int) -> None:
     with pytest.raises(SchemaError) as caught:
         claims_for(clinic, now, languages=["not a language tag"])
-    assert "metadata" in caught.value.fields
+    assert "/metadata/exchange_node/languages/0" in caught.value.fields
     with pytest.raises(InvalidClaimError, match="organization kind"):
         claims_for(clinic, now, organization_kind="bank")
 
@@ -159,4 +160,24 @@ def test_endpoint_on_another_origin_is_refused(clinic: ExampleNode, now: int) ->
     with pytest.raises(InvalidClaimError, match="inbox_endpoint"):
         entity.verify_entity_configuration(
             token, entity_id=clinic.entity_id, trusted_thumbprints={clinic.signing_key.kid}, now=now
+        )
+
+
+def test_older_document_than_the_one_held_is_refused(clinic: ExampleNode, now: int) -> None:
+    # The old document still lists a key the clinic has since retired; replaying it must fail.
+    old = entity.sign_entity_configuration(claims_for(clinic, now), clinic.signing_key)
+    newer = claims_for(clinic, now + 600, signing_keys=[clinic.next_signing_key])
+    held = entity.verify_entity_configuration(
+        entity.sign_entity_configuration(newer, clinic.next_signing_key),
+        entity_id=clinic.entity_id,
+        trusted_thumbprints={clinic.signing_key.kid, clinic.next_signing_key.kid},
+        now=now + 600,
+    )
+    with pytest.raises(RollbackError):
+        entity.verify_entity_configuration(
+            old,
+            entity_id=clinic.entity_id,
+            trusted_thumbprints={clinic.signing_key.kid, clinic.next_signing_key.kid},
+            now=now + 600,
+            held_issued_at=held.issued_at,
         )

@@ -13,6 +13,7 @@ from exchange_node.protocol.errors import (
     InvalidClaimError,
     KeyFormatError,
     SchemaError,
+    UnrequestedFieldError,
     UntrustedKeyError,
     WrongTypeError,
 )
@@ -21,7 +22,7 @@ from exchange_node.protocol.messages import (
     DeletionReceipt,
     Referral,
     ReferralStatusChange,
-    unrequested_fields,
+    check_requested_fields,
 )
 from tests.conftest import ExampleNode
 from tests.protocol import factories
@@ -75,7 +76,11 @@ def test_referral_round_trip_is_typed(
     assert referral.consent.data_categories == ("identity", "contact", "gender_identity")
     assert referral.safe_contact.voicemail_allowed is False
     assert referral.safe_contact.do_not_disclose == ("gender identity",)
-    assert unrequested_fields(referral, ["preferred_name", "phone"]) == ["pronouns"]
+    check_requested_fields(referral, ["preferred_name", "phone", "pronouns", "email"])
+    with pytest.raises(UnrequestedFieldError) as caught:
+        check_requested_fields(referral, ["preferred_name", "phone"])
+    assert caught.value.fields == {"/body/person/pronouns": ["not requested by the service"]}
+    assert caught.value.code == "field_not_requested"
 
 
 def test_sealed_envelope_hides_everything(
@@ -212,13 +217,41 @@ def test_impossible_date_is_a_schema_error(
         seal("referral", body, community, clinic, now)
 
 
+@pytest.mark.parametrize(
+    ("kind", "body", "pointer"),
+    [
+        (
+            "referral-status",
+            factories.status_change(changed_at="2027-13-01T00:00:00Z"),
+            "/body/changed_at",
+        ),
+        (
+            "consent-withdrawal",
+            {"referral_id": "r", "consent_id": "c", "withdrawn_at": "2027-02-29T00:00:00Z"},
+            "/body/withdrawn_at",
+        ),
+    ],
+)
+def test_impossible_dates_in_any_body(
+    kind: str,
+    body: dict[str, Any],
+    pointer: str,
+    community: ExampleNode,
+    clinic: ExampleNode,
+    now: int,
+) -> None:
+    with pytest.raises(SchemaError) as caught:
+        seal(kind, body, clinic, community, now)
+    assert caught.value.fields == {pointer: ["no such date"]}
+
+
 def test_unknown_person_field_is_refused(
     community: ExampleNode, clinic: ExampleNode, now: int
 ) -> None:
     body = factories.referral(clinic.entity_id, person={"religion": "none"})
     with pytest.raises(SchemaError) as caught:
         seal("referral", body, community, clinic, now)
-    assert caught.value.fields == {"body": {"person": {"religion": ["Unknown field."]}}}
+    assert caught.value.fields == {"/body/person/religion": ["Unknown field."]}
 
 
 def test_open_refusals(

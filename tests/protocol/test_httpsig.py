@@ -632,3 +632,12 @@ def test_random_headers_raise_only_protocol_errors(headers: dict[str, str], body
         verify(Request("POST", INBOX, body, headers))
     with contextlib.suppress(ProtocolError):
         read_signature_keyid(headers)
+
+
+def test_content_digest_must_be_exactly_sha256() -> None:
+    # A signed sha-512 digest is well formed RFC 9530, but outside the profile.
+    request = signed_post()
+    digest = hashlib.sha512(request.body).digest()
+    sha512 = f"sha-512=:{base64.b64encode(digest).decode()}:"
+    resigned = resign(request.with_headers(Content_Digest=sha512), signature_params(request))
+    assert_fails(DigestMismatchError, resigned)

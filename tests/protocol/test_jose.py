@@ -153,3 +153,34 @@ def test_errors_carry_stable_codes_and_one_problem_shape() -> None:
 
 def _all_subclasses(cls: type) -> list[type]:
     return [sub for direct in cls.__subclasses__() for sub in (direct, *_all_subclasses(direct))]
+
+
+def test_surrounding_whitespace_is_tolerated_consistently(token: str, signer) -> None:  # type: ignore[no-untyped-def]
+    # A document served with a trailing newline is the same document, not a forgery.
+    assert verify(token + "\n", signer).payload == b'{"iss":"x"}'
+    assert verify(("  " + token + "\r\n").encode(), signer).payload == b'{"iss":"x"}'
+
+
+def test_repeated_json_member_names_are_refused(signer) -> None:  # type: ignore[no-untyped-def]
+    # Parsers disagree on which repeated member wins; refuse rather than pick one.
+    token = _jose.sign_compact(b'{"iss":"a","iss":"b"}', signer, TYP)
+    verified = verify(token, signer)
+    with pytest.raises(MalformedError, match="repeated"):
+        _jose.decode_json_object(verified.payload, "claims")
+
+
+@pytest.mark.parametrize("kid", [["a"], {"a": 1}, 7, None])
+def test_jwe_kid_of_another_type_is_refused_cleanly(kid: object, signer) -> None:  # type: ignore[no-untyped-def]
+    receiver = generate_key("enc")
+    sealed = _jose.encrypt_compact(_jose.sign_compact(b"{}", signer, TYP), receiver.public())
+    head, rest = sealed.split(".", 1)
+    parsed = json.loads(_jose.b64url_decode(head)) | {"kid": kid}
+    with pytest.raises(DecryptionError):
+        _jose.decrypt_compact(
+            header(**parsed) + "." + rest, {receiver.kid: receiver}, DEFAULT_LIMITS
+        )
+
+
+def test_trailing_newline_in_base64url_is_refused() -> None:
+    with pytest.raises(MalformedError):
+        _jose.b64url_decode("eyJ9\n")

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,11 @@ from jwcrypto import jwe as jc_jwe
 from jwcrypto import jwk as jc_jwk
 from jwcrypto import jws as jc_jws
 
-from exchange_node.protocol import capacity, entity, envelope, statements
-from exchange_node.protocol.errors import ProtocolError
-from exchange_node.protocol.keys import NodeKey, import_jwk
+from exchange_node import conformance
 
 VECTORS = Path(__file__).resolve().parents[2] / "protocol" / "vectors"
 NODES = json.loads((VECTORS / "keys.json").read_text())["nodes"]
+NODES_BY_NAME = conformance.Nodes(VECTORS / "keys.json")
 FILES = (
     "entity-configuration.json",
     "capacity-document.json",
@@ -40,106 +38,19 @@ ALL = [(name, vector) for name in FILES for vector in load(name)]
 VALID = [(name, vector) for name, vector in ALL if vector["expected"]["valid"]]
 
 
-def node_key(node: str, which: str = "signing_key") -> NodeKey:
-    use = "enc" if which == "encryption_key" else "sig"
-    return import_jwk(NODES[node][which], use, private=True)
-
-
-def signing_keys(node: str) -> list[NodeKey]:
-    return [node_key(node).public(), node_key(node, "next_signing_key").public()]
-
-
-def entity_id(node: str) -> str:
-    return NODES[node]["entity_id"]
-
-
-def token_of(vector: dict[str, Any]) -> str:
-    if vector["token"] is not None:
-        return vector["token"]
-    fill = vector["token_fill"]
-    return fill["char"] * fill["length"]
-
-
-def run_entity(vector: dict[str, Any]) -> dict[str, Any]:
-    result = entity.verify_entity_configuration(
-        token_of(vector),
-        entity_id=vector["entity_id"],
-        trusted_thumbprints=vector["trusted_thumbprints"],
-        now=vector["now"],
-    )
-    return {"iss": result.entity_id, "signed_by": result.signed_by}
-
-
-def run_capacity(vector: dict[str, Any]) -> dict[str, Any]:
-    keys = [key for node in vector["issuer_keys"] for key in signing_keys(node)]
-    result = capacity.verify_capacity_document(
-        token_of(vector),
-        issuer=vector["issuer"],
-        issuer_keys=keys,
-        now=vector["now"],
-        held_version=vector.get("held_version"),
-    )
-    return {"iss": result.issuer, "version": result.version}
-
-
-def run_message(vector: dict[str, Any]) -> dict[str, Any]:
-    receiver, sender = vector["receiver"], vector["sender"]
-    result = envelope.open_message(
-        token_of(vector),
-        audience=entity_id(receiver),
-        decryption_keys=[node_key(receiver, "encryption_key")],
-        sender=entity_id(sender),
-        sender_keys=signing_keys(sender),
-        now=vector["now"],
-    )
-    return {"iss": result.issuer, "jti": result.jti, "message_type": result.message_type}
-
-
-def run_statement(vector: dict[str, Any]) -> dict[str, Any]:
-    common = {
-        "issuer": entity_id(vector["issuer"]),
-        "issuer_keys": signing_keys(vector["issuer"]),
-        "audience": entity_id(vector["audience"]),
-        "now": vector["now"],
-    }
-    if vector["kind"] == "receipt":
-        receipt = statements.verify_receipt(
-            token_of(vector),
-            envelope=vector["envelope"],
-            message_jti=vector["message_jti"],
-            **common,
-        )
-        return {"iss": receipt.issuer, "jti": receipt.jti}
-    request = statements.verify_peering_request(token_of(vector), **common)
-    return {"iss": request.issuer, "jti": request.jti}
-
-
-RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "entity-configuration.json": run_entity,
-    "capacity-document.json": run_capacity,
-    "messages.json": run_message,
-    "statements.json": run_statement,
-}
-
-
 def test_every_file_has_valid_and_invalid_vectors() -> None:
     for name in FILES:
         verdicts = {vector["expected"]["valid"] for vector in load(name)}
         assert verdicts == {True, False}, name
 
 
-@pytest.mark.parametrize(("file", "vector"), ALL, ids=[f"{f}:{v['name']}" for f, v in ALL])
+EVERY = list(conformance.load_vectors(VECTORS))
+
+
+@pytest.mark.parametrize(("file", "vector"), EVERY, ids=[f"{f}:{v['name']}" for f, v in EVERY])
 def test_vector_with_this_implementation(file: str, vector: dict[str, Any]) -> None:
-    expected = vector["expected"]
-    if expected["valid"]:
-        result = RUNNERS[file](vector)
-        assert result["iss"] == expected["claims"]["iss"]
-        if "jti" in result:
-            assert result["jti"] == expected["claims"]["jti"]
-        return
-    with pytest.raises(ProtocolError) as caught:
-        RUNNERS[file](vector)
-    assert caught.value.code == expected["error"], caught.value
+    result = conformance.run_vector(file, vector, NODES_BY_NAME)
+    assert result.passed, result
 
 
 # --- The independent implementation -------------------------------------------
