@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 from collections.abc import Collection, Mapping
@@ -86,6 +87,8 @@ def read_jws_header(
     text = _as_text(token, limits.max_token_bytes)
     parts = _split(text, 3)
     header = _decode_header(parts[0], limits)
+    if not _B64URL.fullmatch(parts[2]):
+        raise MalformedError("JWS signature is not base64url")
     if header.get("alg") not in JWS_ALGORITHMS:
         raise UnsupportedAlgorithmError(
             f"JWS alg {header.get('alg')!r} is not allowed; only {', '.join(JWS_ALGORITHMS)}"
@@ -114,9 +117,7 @@ def verify_compact(
     key = keys.get(header["kid"])
     if key is None or key.use != "sig":
         raise UntrustedKeyError(f"signed with key {header['kid']!r}, which is not trusted here")
-    registry = JWSRegistry(algorithms=list(JWS_ALGORITHMS))
-    registry.max_header_length = limits.max_header_bytes
-    registry.max_payload_length = limits.max_token_bytes
+    registry = _jws_registry(limits)
     try:
         verified = jws.deserialize_compact(text, key.okp, registry=registry)
     except JoseBadSignatureError as e:
@@ -168,25 +169,41 @@ def decrypt_compact(token: str | bytes, keys: Mapping[str, NodeKey], limits: Lim
     key = keys.get(kid) if isinstance(kid, str) else None
     if key is None or not key.is_private:
         raise DecryptionError("envelope is not addressed to an encryption key of this node")
-    registry = JWERegistry(algorithms=list(JWE_ALGORITHMS))
-    registry.max_protected_header_length = limits.max_header_bytes
-    registry.max_ciphertext_length = limits.max_envelope_bytes
+    registry = _jwe_registry(limits)
     try:
         result = jwe.decrypt_compact(text, key.okp, registry=registry)
     except JoseError as e:
         raise DecryptionError(f"envelope cannot be decrypted: {e.error}") from e
-    except (ValueError, TypeError) as e:
-        raise DecryptionError("envelope cannot be decrypted") from e
+    except (ValueError, TypeError) as e:  # a part that is not base64url, or an invalid epk
+        raise MalformedError("envelope parts cannot be read") from e
     try:
         return bytes(result.plaintext or b"").decode("ascii")
     except UnicodeDecodeError as e:
         raise MalformedError("envelope does not hold a compact JWS") from e
 
 
+@functools.cache
+def _jws_registry(limits: Limits) -> JWSRegistry:
+    """joserfc's JWS registry with our allow-list and caps (one per Limits, reused)."""
+    registry = JWSRegistry(algorithms=list(JWS_ALGORITHMS))
+    registry.max_header_length = limits.max_header_bytes
+    registry.max_payload_length = limits.max_token_bytes
+    return registry
+
+
+@functools.cache
+def _jwe_registry(limits: Limits) -> JWERegistry:
+    """joserfc's JWE registry with our allow-list and caps (one per Limits, reused)."""
+    registry = JWERegistry(algorithms=list(JWE_ALGORITHMS))
+    registry.max_protected_header_length = limits.max_header_bytes
+    registry.max_ciphertext_length = limits.max_envelope_bytes
+    return registry
+
+
 def decode_json_object(data: bytes, what: str) -> dict[str, Any]:
     """Parse verified bytes as a JSON object, or raise :class:`MalformedError`."""
     try:
-        value = json.loads(data, object_pairs_hook=_refuse_duplicates)
+        value = _JSON_DECODER.decode(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise MalformedError(f"{what} is not valid JSON without repeated member names") from e
     if not isinstance(value, dict):
@@ -200,6 +217,10 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(result) != len(pairs):
         raise ValueError("repeated member name")
     return result
+
+
+#: One decoder for every JOSE header and payload (json.loads would build one per call).
+_JSON_DECODER = json.JSONDecoder(object_pairs_hook=_refuse_duplicates)
 
 
 def b64url_decode(value: str) -> bytes:
@@ -221,21 +242,18 @@ def _as_text(token: str | bytes, max_bytes: int) -> str:
         raise MalformedError("token must be text")
     if len(token) > max_bytes:
         raise OversizedError(f"token is {len(token)} bytes, the limit is {max_bytes}")
-    if isinstance(token, bytes):
-        try:
-            token = token.decode("ascii")
-        except UnicodeDecodeError as e:
-            raise MalformedError("token is not ASCII") from e
-    return token.strip()
+    text = token.decode("latin-1") if isinstance(token, bytes) else token
+    if not text.isascii():
+        raise MalformedError("token is not ASCII")
+    return text.strip()
 
 
 def _split(text: str, count: int) -> list[str]:
+    """Split a compact serialization. Only the header is decoded here; joserfc's own
+    decoder is strict base64url (alphabet, no padding, canonical end) for the rest."""
     parts = text.split(".")
     if len(parts) != count:
         raise MalformedError(f"compact serialization must have {count} parts, has {len(parts)}")
-    for part in parts:
-        if not _B64URL.fullmatch(part):
-            raise MalformedError("compact serialization holds characters outside base64url")
     return parts
 
 

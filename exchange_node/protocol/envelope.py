@@ -130,11 +130,11 @@ def open_message(
         SchemaError, ConsentError: a body that does not match its schema or consent.
     """
     nested = _jose.decrypt_compact(token, {key.kid: key for key in decryption_keys}, limits)
-    accepted = [
-        kind.typ
-        for kind in MESSAGE_TYPES.values()
-        if expected_types is None or kind.name in expected_types
-    ]
+    accepted = (
+        MESSAGE_TYPE_BY_TYP.keys()
+        if expected_types is None
+        else [kind.typ for kind in MESSAGE_TYPES.values() if kind.name in expected_types]
+    )
     verified = _jose.verify_compact(nested, {key.kid: key for key in sender_keys}, accepted, limits)
     kind = MESSAGE_TYPE_BY_TYP[verified.header["typ"]]
     claims = _jose.decode_json_object(verified.payload, "message claims")

@@ -184,3 +184,19 @@ def test_jwe_kid_of_another_type_is_refused_cleanly(kid: object, signer) -> None
 def test_trailing_newline_in_base64url_is_refused() -> None:
     with pytest.raises(MalformedError):
         _jose.b64url_decode("eyJ9\n")
+
+
+@pytest.mark.parametrize("bad", ["+", "/", "=", "!", "é"])
+def test_every_part_is_strict_base64url(bad: str, token: str, signer) -> None:  # type: ignore[no-untyped-def]
+    head, payload, signature = token.split(".")
+    with pytest.raises(MalformedError):
+        verify(f"{head}.{payload[:5]}{bad}{payload[6:]}.{signature}", signer)
+    with pytest.raises(MalformedError):
+        verify(f"{head}.{payload}.{signature[:5]}{bad}{signature[6:]}", signer)
+    receiver = generate_key("enc")
+    parts = _jose.encrypt_compact(token, receiver.public()).split(".")
+    for index in (1, 2, 3, 4):
+        changed = parts.copy()
+        changed[index] = changed[index][:3] + bad + changed[index][4:]
+        with pytest.raises(MalformedError):
+            _jose.decrypt_compact(".".join(changed), {receiver.kid: receiver}, DEFAULT_LIMITS)
