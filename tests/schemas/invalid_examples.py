@@ -1,0 +1,252 @@
+"""Invalid variants of a valid document for every wire schema: each must be refused by both.
+
+Data only, no tests: ``INVALID`` maps each schema file to a base document and the
+one-member changes that make it invalid; ``invalid_cases`` turns them into test params.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.schemas.engines import stem
+from tests.schemas.valid_examples import (
+    CLINIC,
+    JTI,
+    LONGEST_LANGUAGE_TAG,
+    LONGEST_TIME_ZONE,
+    NOW,
+    REFERRAL_ID,
+    SIGNING_KEY,
+    capacity_document,
+    capacity_entry,
+    consent_withdrawal,
+    deletion_receipt,
+    entity_configuration,
+    peering_request,
+    receipt,
+    referral,
+    referral_status,
+)
+from tests.schemas.variants import DELETE, variant
+
+NODE, SC = "metadata.exchange_node", "body.safe_contact"
+CAP, SVC = "services.0.capacity", "services.0.service"
+WINDOW = {"days": ["mon"], "start": "09:00", "end": "10:00"}
+#: schema file -> (base claims, [(id, dotted path, new value or DELETE)]); each result is invalid.
+INVALID: dict[str, tuple[dict[str, Any], list[tuple[str, str, Any]]]] = {
+    "entity-configuration.schema.json": (
+        entity_configuration(),
+        [
+            ("missing-iss", "iss", DELETE),
+            ("missing-node-jwks", f"{NODE}.jwks", DELETE),
+            ("private-key-in-jwk", "jwks.keys.0.d", "A" * 43),
+            ("iat-string", "iat", str(NOW)),
+            ("iat-bool", "iat", True),
+            ("iat-fraction", "iat", NOW + 0.5),
+            ("exp-negative", "exp", -1),
+            ("exp-after-9999", "exp", 253_402_300_800),
+            ("sub-empty", "sub", ""),
+            ("iss-too-long", "iss", "https://" + "i" * 505),
+            ("name-too-long", f"{NODE}.organization_name", "N" * 201),
+            ("kind-unknown", f"{NODE}.organization_kind", "hospital"),
+            ("kty-ec", "jwks.keys.0.kty", "EC"),
+            ("crv-p256", "jwks.keys.0.crv", "P-256"),
+            ("alg-eddsa", "jwks.keys.0.alg", "EdDSA"),
+            ("kid-short", "jwks.keys.0.kid", "A" * 42),
+            ("kid-newline", "jwks.keys.0.kid", SIGNING_KEY["kid"] + "\n"),
+            ("x-padded", "jwks.keys.0.x", "A" * 42 + "="),
+            ("no-keys", "jwks.keys", []),
+            ("nine-keys", "jwks.keys", [SIGNING_KEY] * 9),
+            ("jwks-list", "jwks", [SIGNING_KEY]),
+            ("languages-duplicate", f"{NODE}.languages", ["en", "en"]),
+            ("languages-empty", f"{NODE}.languages", []),
+            (
+                "languages-51",
+                f"{NODE}.languages",
+                [f"x{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(51)],
+            ),
+            ("language-36", f"{NODE}.languages.0", LONGEST_LANGUAGE_TAG + "5"),
+            ("versions-9", f"{NODE}.protocol_versions", [str(i) for i in range(9)]),
+            ("version-1000", f"{NODE}.protocol_versions.0", "1000"),
+            ("language-bad", f"{NODE}.languages.0", "english"),
+            ("version-duplicate", f"{NODE}.protocol_versions", ["1", "1"]),
+            ("metadata-null", "metadata", None),
+        ],
+    ),
+    "capacity-document.schema.json": (
+        capacity_document(),
+        [
+            ("missing-version", "version", DELETE),
+            ("version-zero", "version", 0),
+            ("version-2-53", "version", 2**53),
+            ("version-bool", "version", True),
+            ("services-object", "services", {"0": capacity_entry()}),
+            ("services-2001", "services", [capacity_document()["services"][1]] * 2001),
+            ("missing-capacity", "services.0.capacity", DELETE),
+            ("status-open", f"{CAP}.status", "open"),
+            ("accepting-string", f"{CAP}.accepting_referrals", "true"),
+            ("accepting-int", f"{CAP}.accepting_referrals", 1),
+            ("wait-too-long", f"{CAP}.wait_days", 3_651),
+            ("wait-negative", f"{CAP}.wait_days", -1),
+            ("wait-fraction", f"{CAP}.wait_days", 2.5),
+            ("wait-null", f"{CAP}.wait_days", None),
+            ("notes-too-long", f"{CAP}.notes", "n" * 1001),
+            ("fields-duplicate", f"{CAP}.intake_fields", ["phone", "phone"]),
+            ("fields-unknown", f"{CAP}.intake_fields", ["religion"]),
+            ("updated-space", f"{CAP}.updated_at", "2027-01-01 00:00:00Z"),
+            ("updated-offset", f"{CAP}.updated_at", "2027-01-01T00:00:00+00:00"),
+            ("updated-7-digits", f"{CAP}.updated_at", "2027-01-01T00:00:00.1234567Z"),
+            ("missing-updated", f"{CAP}.updated_at", DELETE),
+            ("service-no-id", f"{SVC}.id", DELETE),
+            ("service-id-dash", f"{SVC}.id", "-abc"),
+            ("service-id-129", f"{SVC}.id", "a" * 129),
+            ("service-name-empty", f"{SVC}.name", ""),
+            ("service-name-501", f"{SVC}.name", "S" * 501),
+            ("service-status", f"{SVC}.status", "open"),
+            ("service-list", SVC, []),
+        ],
+    ),
+    "referral.schema.json": (
+        referral(),
+        [
+            ("missing-person", "body.person", DELETE),
+            ("missing-body", "body", DELETE),
+            ("body-null", "body", None),
+            ("unknown-body-member", "body.religion", "x"),
+            ("unknown-person-field", "body.person.religion", "x"),
+            ("given-name-101", "body.person.given_name", "g" * 101),
+            ("age-empty", "body.person.age", ""),
+            ("age-number", "body.person.age", 16),
+            ("age-1000", "body.person.age", "1000"),
+            ("referral-id-space", "body.referral_id", "a b"),
+            # ECMA-262 "$" is the end of the string: no newline may follow a pattern match.
+            ("referral-id-newline", "body.referral_id", REFERRAL_ID + "\n"),
+            ("capacity-version-0", "body.capacity_version", 0),
+            ("capacity-version-bool", "body.capacity_version", True),
+            ("categories-duplicate", "body.consent.data_categories", ["contact"] * 2),
+            ("category-unknown", "body.consent.data_categories", ["ethnicity"]),
+            ("given-by-friend", "body.consent.given_by", "friend"),
+            ("method-implied", "body.consent.method", "implied"),
+            ("expires-date-only", "body.consent.expires_at", "2027-03-31"),
+            ("missing-purpose", "body.consent.purpose", DELETE),
+            ("unknown-consent-member", "body.consent.withdrawn", False),
+            ("channels-empty", f"{SC}.channels", []),
+            ("channels-duplicate", f"{SC}.channels", ["sms", "sms"]),
+            ("channel-unknown", f"{SC}.channels", ["whatsapp"]),
+            ("window-no-days", f"{SC}.windows.0.days", []),
+            ("window-days-duplicate", f"{SC}.windows.0.days", ["mon", "mon"]),
+            ("window-day-name", f"{SC}.windows.0.days", ["monday"]),
+            ("window-24h", f"{SC}.windows.0.start", "24:00"),
+            ("window-one-digit", f"{SC}.windows.0.start", "9:30"),
+            ("window-newline", f"{SC}.windows.0.start", "09:30\n"),
+            ("window-missing-end", f"{SC}.windows.0.end", DELETE),
+            ("windows-15", f"{SC}.windows", [WINDOW] * 15),
+            ("time-zone-deep", f"{SC}.time_zone", "Europe/London/Extra/More"),
+            ("time-zone-65", f"{SC}.time_zone", LONGEST_TIME_ZONE + "C"),
+            ("safe-contact-notes-1001", f"{SC}.notes", "n" * 1001),
+            ("do-not-disclose-item-201", f"{SC}.do_not_disclose", ["d" * 201]),
+            ("override-reason-501", "body.override.reason", "o" * 501),
+            ("purpose-501", "body.consent.purpose", "p" * 501),
+            ("captured-by-129", "body.consent.captured_by", "c" * 129),
+            ("recipient-513", "body.consent.recipient", "r" * 513),
+            ("jti-129", "jti", "J" * 129),
+            ("voicemail-string", f"{SC}.voicemail_allowed", "no"),
+            ("voicemail-int", f"{SC}.voicemail_allowed", 0),
+            ("missing-may-name", f"{SC}.may_name_organization", DELETE),
+            ("do-not-disclose-21", f"{SC}.do_not_disclose", ["x"] * 21),
+            ("do-not-disclose-empty-item", f"{SC}.do_not_disclose", [""]),
+            ("override-empty", "body.override", {}),
+            ("jti-short", "jti", "abc"),
+            ("jti-padded", "jti", JTI + "=="),
+            ("jti-newline", "jti", JTI + "\n"),
+            ("aud-empty", "aud", ""),
+            ("aud-list", "aud", [CLINIC]),
+        ],
+    ),
+    "referral-status.schema.json": (
+        referral_status("accepted"),
+        [
+            ("rejected-no-reason", "body.status", "rejected"),
+            ("cancelled-no-reason", "body.status", "cancelled"),
+            ("failed-no-reason", "body.status", "failed"),
+            ("other-no-text", "body.reason", {"code": "other"}),
+            ("other-empty-text", "body.reason", {"code": "other", "text": ""}),
+            ("reason-code-busy", "body.reason", {"code": "busy"}),
+            ("reason-no-code", "body.reason", {"text": "Full."}),
+            ("reason-unknown", "body.reason", {"code": "no-capacity", "x": 1}),
+            ("reason-text-501", "body.reason", {"code": "other", "text": "t" * 501}),
+            ("status-requested", "body.status", "requested"),
+            ("status-done", "body.status", "done"),
+            ("sequence-zero", "body.sequence", 0),
+            ("sequence-2-31", "body.sequence", 2**31),
+            ("sequence-bool", "body.sequence", True),
+            ("sequence-string", "body.sequence", "2"),
+            ("changed-date-only", "body.changed_at", "2027-01-01"),
+            ("changed-newline", "body.changed_at", "2027-01-01T00:00:00Z\n"),
+            ("note-1001", "body.note", "n" * 1001),
+            ("unknown-body-member", "body.by", "staff"),
+        ],
+    ),
+    "consent-withdrawal.schema.json": (
+        consent_withdrawal(),
+        [
+            ("missing-withdrawn-at", "body.withdrawn_at", DELETE),
+            ("unknown-body-member", "body.reason", "changed mind"),
+            ("consent-id-129", "body.consent_id", "c" * 129),
+            ("withdrawn-lowercase", "body.withdrawn_at", "2027-01-01t00:00:00z"),
+            ("exp-bool", "exp", True),
+            ("exp-fraction", "exp", NOW + 0.25),
+            ("missing-jti", "jti", DELETE),
+            ("body-string", "body", "{}"),
+        ],
+    ),
+    "deletion-receipt.schema.json": (
+        deletion_receipt(),
+        [
+            ("withdrawal-jti-15", "body.withdrawal_jti", "j" * 15),
+            ("withdrawal-jti-129", "body.withdrawal_jti", "j" * 129),
+            ("withdrawal-jti-plus", "body.withdrawal_jti", "+" * 20),
+            ("missing-deleted-at", "body.deleted_at", DELETE),
+            ("unknown-body-member", "body.kept", []),
+            ("iat-huge", "iat", 10**30),
+            ("iat-bool", "iat", True),
+            ("body-list", "body", []),
+            ("deleted-at-number", "body.deleted_at", NOW),
+            ("referral-id-slash", "body.referral_id", "a/b"),
+        ],
+    ),
+    "receipt.schema.json": (
+        receipt(),
+        [
+            ("digest-44", "envelope_sha256", "A" * 44),
+            ("digest-42", "envelope_sha256", "A" * 42),
+            ("digest-hex", "envelope_sha256", "e3b0c44298fc1c149afbf4c8996fb924"),
+            ("digest-newline", "envelope_sha256", receipt()["envelope_sha256"] + "\n"),
+            ("missing-message-jti", "message_jti", DELETE),
+            ("iat-negative", "iat", -1),
+            ("iat-bool", "iat", False),
+            ("jti-null", "jti", None),
+        ],
+    ),
+    "peering-request.schema.json": (
+        peering_request(),
+        [
+            ("message-501", "message", "m" * 501),
+            ("message-null", "message", None),
+            ("message-number", "message", 5),
+            ("missing-exp", "exp", DELETE),
+            ("aud-list", "aud", [CLINIC]),
+            ("iss-number", "iss", 1),
+        ],
+    ),
+}
+
+
+def invalid_cases() -> Iterator[Any]:
+    """One ``pytest.param(schema name, invalid claims)`` per row of ``INVALID``."""
+    for name, (claims, cases) in INVALID.items():
+        for id_, path, value in cases:
+            yield pytest.param(name, variant(claims, path, value), id=f"{stem(name)}:{id_}")
