@@ -1,9 +1,4 @@
-"""The ``exchange-node`` command line.
-
-For now it carries the protocol conformance check; node administration
-(init, serve, peers, keys, users, clients) arrives with the node itself.
-Errors are one line saying what is wrong and what to do, and a non-zero exit.
-"""
+"""``exchange-node conformance``: check this implementation against the protocol's vectors."""
 
 from __future__ import annotations
 
@@ -12,17 +7,10 @@ from pathlib import Path
 
 import click
 
-from exchange_node import __version__
 from exchange_node.conformance import check_vectors
 
 
-@click.group()
-@click.version_option(__version__, prog_name="exchange-node")
-def main() -> None:
-    """exchange-node: a federated partnership and referral exchange."""
-
-
-@main.command()
+@click.command()
 @click.option(
     "--vectors",
     "folder",
@@ -55,3 +43,6 @@ def conformance(folder: Path, as_json: bool) -> None:
         click.echo(f"{len(results) - failed} passed, {failed} failed")
     if failed:
         raise SystemExit(1)
+
+
+COMMANDS = [conformance]

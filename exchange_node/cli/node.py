@@ -1,0 +1,116 @@
+"""``init``, ``migrate``, ``serve`` and ``worker``: creating and running a node."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import click
+
+from exchange_node import worker
+from exchange_node.cli.common import home_option, open_node, settings_for
+from exchange_node.db import Database
+from exchange_node.db.migrate import upgrade
+from exchange_node.node import system_clock
+from exchange_node.protocol.wire import ORGANIZATION_KINDS
+from exchange_node.services.setup import initialize_node
+
+
+@click.command()
+@home_option
+@click.option("--name", required=True, help="The organization's public name.")
+@click.option(
+    "--kind",
+    required=True,
+    type=click.Choice(ORGANIZATION_KINDS),
+    help="What kind of organization.",
+)
+@click.option(
+    "--url", required=True, help="The node's public base URL, e.g. https://node.example.org"
+)
+@click.option(
+    "--language",
+    "languages",
+    multiple=True,
+    default=("en",),
+    show_default=True,
+    help="A language the organization works in (BCP 47); repeat for several.",
+)
+def init(home: Path | None, name: str, kind: str, url: str, languages: tuple[str, ...]) -> None:
+    """Create a node: home folder, settings, database and keys."""
+    settings = settings_for(
+        home, name=name, kind=kind, url=url.strip().rstrip("/"), languages=languages
+    )
+    ring = initialize_node(settings, system_clock())
+    click.echo(f"Created the node {settings.url} in {settings.home}")
+    click.echo(f"Signing key thumbprint: {ring.signing_key.kid}")
+    click.echo("Give both to the administrators of the nodes you will peer with.")
+    if settings.key_passphrase is None:
+        click.echo(
+            "Note: keys are stored unencrypted (mode 0600); "
+            "set EXCHANGE_KEY_PASSPHRASE to encrypt them."
+        )
+
+
+@click.command()
+@home_option
+def migrate(home: Path | None) -> None:
+    """Bring the database to the schema this version needs."""
+    settings = settings_for(home)
+    upgrade(Database(settings.database_url))
+    click.echo("The database is up to date.")
+
+
+@click.command()
+@home_option
+@click.option("--host", help="Address to listen on (default: EXCHANGE_HOST or 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default: EXCHANGE_PORT or 8040).")
+@click.option("--threads", type=int, default=8, show_default=True, help="Request threads.")
+@click.option(
+    "--no-worker", is_flag=True, help="Do not run the worker here (run 'exchange-node worker')."
+)
+def serve(
+    home: Path | None, host: str | None, port: int | None, threads: int, no_worker: bool
+) -> None:
+    """Run the node under waitress, with its worker in the same process."""
+    import waitress
+
+    from exchange_node.web import create_app
+
+    node = open_node(home)
+    logging.basicConfig(
+        level=node.settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    app = create_app(node=node)
+    stop = None if no_worker else worker.start_in_background(node)[1]
+    host, port = host or node.settings.host, port or node.settings.port
+    click.echo(f"Serving {node.settings.url} on http://{host}:{port}")
+    try:
+        waitress.serve(app, host=host, port=port, threads=threads, ident="exchange-node")
+    finally:
+        if stop is not None:
+            stop.set()
+
+
+@click.command("worker")
+@home_option
+@click.option("--once", is_flag=True, help="Run one round and exit.")
+def run_worker(home: Path | None, once: bool) -> None:
+    """Run the background worker on its own (several may share a PostgreSQL database)."""
+    node = open_node(home)
+    logging.basicConfig(
+        level=node.settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    if once:
+        report = worker.run_round(node)
+        click.echo(f"{report.refreshed} peers refreshed, {report.failed} failed")
+        return
+    stop = threading.Event()
+    try:
+        worker.run_forever(node, stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+COMMANDS = [init, migrate, serve, run_worker]

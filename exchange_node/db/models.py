@@ -1,0 +1,157 @@
+"""The node's tables. Times are integer Unix seconds, like the protocol's ``now``.
+
+Nothing here holds a person's data yet; referrals (encrypted at rest) arrive
+with their own issue. Peer keys live in their own table so an incoming request's
+``keyid`` finds its peer with one indexed lookup.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        # BIGINT on PostgreSQL; INTEGER on SQLite, where only that auto-increments a key.
+        int: BigInteger().with_variant(Integer(), "sqlite"),
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+    }
+
+
+class PeerStatus(StrEnum):
+    PENDING = "pending"
+    TRUSTED = "trusted"
+    SUSPENDED = "suspended"
+    REMOVED = "removed"
+
+
+class Peer(Base):
+    """Another node: what it published, and whether this node trusts it."""
+
+    __tablename__ = "peers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entity_id: Mapped[str] = mapped_column(String(512), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    organization_name: Mapped[str] = mapped_column(String(200))
+    organization_kind: Mapped[str] = mapped_column(String(32))
+    #: The thumbprint an administrator confirmed out of band; None while pending.
+    pinned_thumbprint: Mapped[str | None] = mapped_column(String(43))
+    entity_configuration: Mapped[str] = mapped_column(Text)
+    configuration_issued_at: Mapped[int]
+    configuration_expires_at: Mapped[int]
+    capacity_endpoint: Mapped[str] = mapped_column(String(512))
+    inbox_endpoint: Mapped[str] = mapped_column(String(512))
+    peering_endpoint: Mapped[str] = mapped_column(String(512))
+    languages: Mapped[list[str]]
+    #: The peer asked to peer (a peering request arrived); shown under ``peer requests``.
+    requested_by_peer: Mapped[bool] = mapped_column(default=False)
+    request_message: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[int]
+    updated_at: Mapped[int]
+    refreshed_at: Mapped[int | None]
+    next_refresh_at: Mapped[int | None] = mapped_column(index=True)
+    refresh_failures: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+    keys: Mapped[list[PeerKey]] = relationship(
+        back_populates="peer", cascade="all, delete-orphan", order_by="PeerKey.position"
+    )
+
+
+class PeerKey(Base):
+    """One public key of a peer, from its last verified entity configuration."""
+
+    __tablename__ = "peer_keys"
+
+    kid: Mapped[str] = mapped_column(String(43), primary_key=True)
+    peer_id: Mapped[int] = mapped_column(ForeignKey("peers.id", ondelete="CASCADE"), index=True)
+    use: Mapped[str] = mapped_column(String(3))
+    position: Mapped[int]
+    jwk: Mapped[dict[str, Any]]
+
+    peer: Mapped[Peer] = relationship(back_populates="keys")
+
+
+class SeenNonce(Base):
+    """HTTP-signature nonces seen from each peer, kept until the signature expires."""
+
+    __tablename__ = "seen_nonces"
+
+    peer_id: Mapped[int] = mapped_column(
+        ForeignKey("peers.id", ondelete="CASCADE"), primary_key=True
+    )
+    nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires_at: Mapped[int] = mapped_column(index=True)
+
+
+class OwnKey(Base):
+    """The lifecycle of this node's own keys; the private parts stay in the home folder.
+
+    A key is published from ``published_at``, signs (or is encrypted to) from
+    ``active_from``, and is withdrawn from publication at ``retire_at``.
+    """
+
+    __tablename__ = "own_keys"
+
+    kid: Mapped[str] = mapped_column(String(43), primary_key=True)
+    use: Mapped[str] = mapped_column(String(3))
+    published_at: Mapped[int]
+    active_from: Mapped[int]
+    retire_at: Mapped[int | None]
+
+
+class User(Base):
+    """A person who signs in to the web app (staff or administrator)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[int]
+
+
+class OAuthClient(Base):
+    """An integration that gets access tokens with the client-credentials grant."""
+
+    __tablename__ = "oauth_clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    secret_hash: Mapped[str] = mapped_column(String(255))
+    scopes: Mapped[list[str]]
+    created_at: Mapped[int]
+    revoked_at: Mapped[int | None]
+
+
+class AccessToken(Base):
+    """An issued bearer token, stored as its SHA-256 only."""
+
+    __tablename__ = "access_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("oauth_clients.id", ondelete="CASCADE"))
+    scopes: Mapped[list[str]]
+    issued_at: Mapped[int]
+    expires_at: Mapped[int] = mapped_column(index=True)
+
+
+Index("ix_peers_status", Peer.status)

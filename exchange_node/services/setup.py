@@ -1,0 +1,41 @@
+"""Creating a node: home folder, settings file, database schema and first keys."""
+
+from __future__ import annotations
+
+from exchange_node.db import Database
+from exchange_node.db.migrate import upgrade
+from exchange_node.errors import ConfigurationError
+from exchange_node.keystore import KeyRing, KeyStore
+from exchange_node.protocol._claims import check_entity_id
+from exchange_node.protocol.errors import ProtocolError
+from exchange_node.services import identity
+from exchange_node.settings import Settings, write_config
+
+
+def initialize_node(settings: Settings, now: int) -> KeyRing:
+    """Create the node described by ``settings``; returns its first keys.
+
+    Raises:
+        ConfigurationError: the home already holds a node, or the settings are not valid.
+        StorageError: the database cannot be created or migrated.
+    """
+    try:
+        check_entity_id(settings.url, "url")
+    except ProtocolError as e:
+        raise ConfigurationError(e.detail) from e
+    if settings.is_initialized:
+        raise ConfigurationError(f"{settings.home} already holds a node; choose another --home")
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.home.chmod(0o700)
+    database = Database(settings.database_url)
+    try:
+        upgrade(database)
+        with database.session() as session:
+            ring = KeyStore(settings.keys_path, settings.key_passphrase).create(session, now)
+        identity.sign_entity_configuration(
+            settings, ring, now
+        )  # refuse settings that cannot publish
+    finally:
+        database.dispose()
+    write_config(settings)
+    return ring

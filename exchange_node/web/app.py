@@ -1,0 +1,43 @@
+"""``create_app``: the Flask application of one node.
+
+Defaults come from the node's settings (home folder and ``EXCHANGE_*``
+variables); tests pass a ready :class:`~exchange_node.node.Node` or a mapping
+of Flask settings. There is no module-level app.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from exchange_node.node import Node
+from exchange_node.settings import Settings, load_settings
+from exchange_node.web import federation, health, problems
+from exchange_node.web.context import EXTENSION
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    node: Node | None = None,
+    test_config: Mapping[str, Any] | None = None,
+) -> Flask:
+    """Build the app for the node in ``settings`` (or for ``node``, as tests do)."""
+    if node is None:
+        node = Node.open(settings or load_settings())
+    app = Flask("exchange_node")
+    app.config.update(
+        MAX_CONTENT_LENGTH=node.settings.limits.max_body_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    if test_config:
+        app.config.update(test_config)
+    app.extensions[EXTENSION] = node
+    logging.getLogger("exchange_node").setLevel(node.settings.log_level)
+    problems.init_app(app)
+    app.register_blueprint(health.blueprint)
+    app.register_blueprint(federation.blueprint)
+    return app

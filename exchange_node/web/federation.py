@@ -1,0 +1,93 @@
+"""Endpoints other nodes call: identity, peering requests, and how this node sees the caller.
+
+Requests from peers are authenticated in one place, :func:`from_trusted_peer`,
+which runs :func:`~exchange_node.services.federation_auth.authenticate_peer_request`
+on the exact body bytes and the public URL of the endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from urllib.parse import quote
+
+from flask import Blueprint, Response, request
+from sqlalchemy.orm import Session
+
+from exchange_node.db.models import Peer
+from exchange_node.errors import InvalidRequestError
+from exchange_node.node import Node
+from exchange_node.protocol.entity import ENTITY_CONFIGURATION_MEDIA_TYPE, WELL_KNOWN_PATH
+from exchange_node.protocol.statements import PEERING_REQUEST_MEDIA_TYPE
+from exchange_node.services import peers
+from exchange_node.services.federation_auth import authenticate_peer_request
+from exchange_node.web.context import current_node
+
+blueprint = Blueprint("federation", __name__)
+
+PeerView = Callable[..., Any]
+
+
+def public_url(node: Node) -> str:
+    """The URL the caller signed: this node's base URL, the path, and the raw query."""
+    url = node.settings.url + quote(request.path)
+    if request.query_string:
+        url += "?" + request.query_string.decode("latin-1")
+    return url
+
+
+def from_trusted_peer(view: PeerView) -> Callable[..., Any]:
+    """Run ``view(node, session, peer, ...)`` only for a request signed by a trusted peer."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        node = current_node()
+        body = request.get_data(cache=True)
+        with node.database.session() as session:
+            peer = authenticate_peer_request(
+                session,
+                method=request.method,
+                url=public_url(node),
+                headers=dict(request.headers),
+                body=body,
+                now=node.now(),
+                limits=node.settings.limits,
+            )
+            return view(node, session, peer, *args, **kwargs)
+
+    return wrapper
+
+
+@blueprint.get(WELL_KNOWN_PATH)
+def entity_configuration() -> Response:
+    """This node's signed entity configuration (OpenID Federation)."""
+    node = current_node()
+    with node.database.session() as session:
+        token = node.entity_configuration(session)
+    response = Response(token, content_type=ENTITY_CONFIGURATION_MEDIA_TYPE)
+    response.cache_control.public = True
+    response.cache_control.max_age = 300
+    return response
+
+
+@blueprint.post("/federation/v1/peering-requests")
+def peering_request() -> tuple[dict[str, str], int]:
+    """Another node asks to peer; it is listed as pending until an administrator accepts it."""
+    if request.mimetype != PEERING_REQUEST_MEDIA_TYPE:
+        raise InvalidRequestError(f"Content-Type must be {PEERING_REQUEST_MEDIA_TYPE}")
+    node = current_node()
+    body = request.get_data(cache=True)
+    with node.database.session() as session:
+        peer = peers.receive_peering_request(
+            node, session, url=public_url(node), headers=dict(request.headers), body=body
+        )
+        status = peer.status
+    return {"entity_id": node.settings.url, "status": status}, 202
+
+
+@blueprint.get("/federation/v1/peer-status")
+@from_trusted_peer
+def peer_status(node: Node, session: Session, peer: Peer) -> dict[str, str]:
+    """How this node sees the (trusted) caller: lets a peer's administrator check the link."""
+    return {"entity_id": peer.entity_id, "status": peer.status, "seen_by": node.settings.url}

@@ -1,0 +1,58 @@
+"""Every error leaves as RFC 9457 problem details with a stable code.
+
+Protocol errors and node errors carry their own code and status; HTTP errors
+raised by Flask (404, 405, 413 …) get codes of their own; anything unexpected
+becomes a bare 500 ``internal_error`` that reveals nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, json, request
+from werkzeug.exceptions import HTTPException
+
+from exchange_node.errors import ExchangeError
+from exchange_node.protocol.errors import PROBLEM_CONTENT_TYPE, ProtocolError, problem_details
+
+log = logging.getLogger("exchange_node.web")
+
+#: HTTP statuses Flask raises itself -> stable problem codes.
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def problem_response(problem: dict[str, object], status: int) -> Response:
+    return Response(json.dumps(problem), status=status, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(ProtocolError)
+    @app.errorhandler(ExchangeError)
+    def known_error(error: ProtocolError | ExchangeError) -> Response:
+        log.info("refused %s %s: %s", request.method, request.path, error.code)
+        return problem_response(error.to_problem(request.path), error.status)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        code = HTTP_CODES.get(status, "http_error")
+        detail = error.description or ""
+        if status == 413:
+            detail = f"the request body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
+        if status >= 500:
+            log.error("internal error on %s %s", request.method, request.path)
+            detail = "the node could not handle this request"
+        problem = problem_details(code, error.name, status, detail, request.path)
+        return problem_response(problem, status)

@@ -1,0 +1,150 @@
+"""Fixtures for node tests: whole nodes in one process, talking through an in-memory transport.
+
+Each test gets a :class:`Federation` whose nodes share a test clock and a
+:class:`~exchange_node.transport.WsgiTransport`, so node-to-node requests go
+through the real Flask apps without sockets. Every test runs on SQLite, and
+again on PostgreSQL when ``EXCHANGE_TEST_DATABASE_URL`` is set (each node then
+gets a database of its own, dropped after the test).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from exchange_node.db import normalize_url
+from exchange_node.node import Node
+from exchange_node.services import peers
+from exchange_node.services.setup import initialize_node
+from exchange_node.settings import load_settings
+from exchange_node.transport import WsgiTransport
+from exchange_node.web import create_app
+from tests.conftest import NOW
+
+POSTGRES_URL = os.environ.get("EXCHANGE_TEST_DATABASE_URL")
+NO_POSTGRES = (
+    "PostgreSQL tests need EXCHANGE_TEST_DATABASE_URL (.ci/run sets it when a server is up)"
+)
+
+
+@dataclass
+class TestClock:
+    """The one clock of a federation; tests move it forward."""
+
+    now: int = NOW
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: int) -> None:
+        self.now += seconds
+
+
+@dataclass
+class TestNode:
+    node: Node
+    app: Flask
+
+    @property
+    def url(self) -> str:
+        return self.node.settings.url
+
+    @property
+    def thumbprint(self) -> str:
+        with self.node.database.session() as session:
+            return self.node.ring(session).signing_key.kid
+
+    def client(self) -> FlaskClient:
+        return self.app.test_client()
+
+
+@dataclass
+class Federation:
+    """Nodes created on demand (``add``), peered on demand (``peer``)."""
+
+    home: Path
+    database_url: Callable[[str], str]
+    clock: TestClock
+    transport: WsgiTransport = field(default_factory=WsgiTransport)
+    nodes: dict[str, TestNode] = field(default_factory=dict)
+
+    def add(self, name: str, kind: str = "clinic", **settings: object) -> TestNode:
+        url = f"https://{name}.example"
+        home = self.home / name
+        values = {"name": name.title(), "kind": kind, "url": url, "languages": ("en", "ar")}
+        values |= {"database_url": self.database_url(name), "key_overlap_seconds": 3600}
+        initialize_node(load_settings(home, environ={}, **(values | settings)), self.clock())
+        node = Node.open(
+            load_settings(home, environ={}), transport=self.transport, clock=self.clock
+        )
+        test_node = TestNode(node, create_app(node=node))
+        self.transport.apps[url] = test_node.app
+        self.nodes[name] = test_node
+        return test_node
+
+    def peer(self, first: TestNode, second: TestNode) -> None:
+        """``first`` adds ``second`` by thumbprint; ``second`` accepts ``first`` by thumbprint."""
+        with first.node.database.session() as session:
+            peers.add_peer(first.node, session, second.url, second.thumbprint)
+        with second.node.database.session() as session:
+            peers.accept_peer(second.node, session, first.url, first.thumbprint)
+
+    def close(self) -> None:
+        for test_node in self.nodes.values():
+            test_node.node.database.dispose()
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.skipif(not POSTGRES_URL, reason=NO_POSTGRES)),
+    ]
+)
+def database_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(database_kind: str, tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """Make a fresh, empty database URL per name (a file on SQLite, a database on PostgreSQL)."""
+    created: list[str] = []
+
+    def make(name: str) -> str:
+        if database_kind == "sqlite":
+            return f"sqlite:///{tmp_path / name}.db"
+        database = f"exnode_test_{name}_{uuid.uuid4().hex[:12]}"
+        _admin(f'CREATE DATABASE "{database}"')
+        created.append(database)
+        return normalize_url(POSTGRES_URL or "").rsplit("/", 1)[0] + "/" + database
+
+    yield make
+    for database in created:
+        _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def _admin(statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_URL or "", autocommit=True) as connection:
+        connection.execute(statement)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def clock() -> TestClock:
+    return TestClock()
+
+
+@pytest.fixture
+def federation(
+    tmp_path: Path, database_url: Callable[[str], str], clock: TestClock
+) -> Iterator[Federation]:
+    federation = Federation(tmp_path, database_url, clock)
+    yield federation
+    federation.close()
