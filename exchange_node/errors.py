@@ -25,7 +25,13 @@ class ExchangeError(Exception):
     def __init__(self, detail: str, fields: Mapping[str, Any] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.fields = dict(fields or {})
+        #: The shape of SPEC 12.3: JSON Pointer into the request -> list of broken rules.
+        self.fields: dict[str, list[str]] = {
+            (name if name.startswith("/") else "/" + name): (
+                [str(rule) for rule in rules] if isinstance(rules, list | tuple) else [str(rules)]
+            )
+            for name, rules in (fields or {}).items()
+        }
 
     def to_problem(self, instance: str | None = None) -> dict[str, Any]:
         problem = problem_details(self.code, self.title, self.status, self.detail, instance)
@@ -78,6 +84,14 @@ class AuthenticationError(ExchangeError):
     code = "unauthorized"
     title = "Authentication required"
     status = 401
+
+
+class InsufficientScopeError(ExchangeError):
+    """A valid token that lacks the scope an endpoint needs."""
+
+    code = "insufficient_scope"
+    title = "Insufficient scope"
+    status = 403
 
 
 class PeerNotTrustedError(ExchangeError):

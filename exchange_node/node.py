@@ -9,12 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
 from exchange_node.db import Database
 from exchange_node.db.migrate import check_migrated
-from exchange_node.errors import NotInitializedError
+from exchange_node.errors import NotInitializedError, StorageError
 from exchange_node.federation_client import FederationClient
 from exchange_node.keystore import KeyRing, KeyStore
 from exchange_node.services import identity
@@ -24,6 +25,11 @@ from exchange_node.transport import RequestsTransport, Transport
 
 def system_clock() -> int:
     return int(time.time())
+
+
+def _is_loopback(url: str) -> bool:
+    """A node on a loopback URL is a local trial or test: its peers are local too."""
+    return (urlsplit(url).hostname or "") in ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass
@@ -56,13 +62,22 @@ class Node:
             )
         database = Database(settings.database_url)
         if check_schema:
-            check_migrated(database)
+            try:
+                check_migrated(database)
+            except StorageError:
+                database.dispose()  # else its pooled connection outlives the refusal
+                raise
         return cls(
             settings=settings,
             database=database,
             keystore=KeyStore(settings.keys_path, settings.key_passphrase),
             client=FederationClient(
-                transport or RequestsTransport(settings.http_timeout_seconds), settings.limits
+                transport
+                or RequestsTransport(
+                    settings.http_timeout_seconds,
+                    allow_private=settings.allow_private_peers or _is_loopback(settings.url),
+                ),
+                settings.limits,
             ),
             clock=clock,
         )

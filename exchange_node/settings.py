@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from exchange_node.errors import ConfigurationError
+from exchange_node.protocol._claims import check_entity_id
+from exchange_node.protocol.errors import ProtocolError
 from exchange_node.protocol.limits import DEFAULT_LIMITS, Limits
 from exchange_node.protocol.wire import ORGANIZATION_KINDS
 
 CONFIG_FILE = "node.toml"
 DEFAULT_HOME = "~/.exchange-node"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class Settings:
     http_timeout_seconds: float = 10.0
     #: Lifetime of OAuth 2 access tokens issued to integration clients.
     access_token_seconds: int = 3_600
+    #: Let this node connect to peers on private or loopback addresses (off: SSRF guard).
+    allow_private_peers: bool = False
     log_level: str = "INFO"
     limits: Limits = DEFAULT_LIMITS
 
@@ -74,6 +79,7 @@ _ENVIRONMENT: dict[str, tuple[str, type]] = {
     "EXCHANGE_WORKER_INTERVAL_SECONDS": ("worker_interval_seconds", int),
     "EXCHANGE_HTTP_TIMEOUT_SECONDS": ("http_timeout_seconds", float),
     "EXCHANGE_ACCESS_TOKEN_SECONDS": ("access_token_seconds", int),
+    "EXCHANGE_ALLOW_PRIVATE_PEERS": ("allow_private_peers", bool),
     "EXCHANGE_LOG_LEVEL": ("log_level", str),
 }
 #: Members of node.toml and the JSON types they hold. Secrets are not allowed there.
@@ -90,6 +96,7 @@ _FILE_TYPES: dict[str, type | tuple[type, ...]] = {
     "worker_interval_seconds": int,
     "http_timeout_seconds": (int, float),
     "access_token_seconds": int,
+    "allow_private_peers": bool,
     "log_level": str,
 }
 
@@ -116,11 +123,13 @@ def load_settings(
     if settings.config_path.is_file():
         values.update(_read_config(settings.config_path))
     for variable, (name, parse) in _ENVIRONMENT.items():
-        if variable in environ:
+        if environ.get(variable, "") != "":  # set to an empty string counts as unset
             values[name] = _parse(variable, environ[variable], parse)
     values.update(overrides)
     if "languages" in values:
         values["languages"] = tuple(values["languages"])
+    if "log_level" in values:
+        values["log_level"] = str(values["log_level"]).upper()
     settings = replace(settings, **values)
     if not settings.database_url:
         settings = replace(settings, database_url=f"sqlite:///{settings.home / 'node.db'}")
@@ -128,18 +137,19 @@ def load_settings(
     return settings
 
 
-def write_config(settings: Settings) -> None:
-    """Write node.toml for ``init``: identity, and only the settings that differ from defaults."""
-    defaults = Settings(home=settings.home)
+#: What ``init`` writes to node.toml: the node's identity. Anything that came from the
+#: environment (a database URL with its password, say) stays there and is not copied.
+IDENTITY = ("name", "kind", "url", "languages")
+
+
+def write_config(settings: Settings, names: tuple[str, ...] = IDENTITY) -> None:
+    """Write node.toml (mode 0600) with the settings ``names``."""
     lines = ["# exchange-node settings; EXCHANGE_* environment variables override them.\n"]
-    for name in _FILE_TYPES:
-        value = getattr(settings, name)
-        if name in ("name", "kind", "url", "languages") or value != getattr(defaults, name):
-            if name == "database_url" and value == f"sqlite:///{settings.home / 'node.db'}":
-                continue
-            lines.append(f"{name} = {_toml_value(value)}\n")
+    lines += [f"{name} = {_toml_value(getattr(settings, name))}\n" for name in names]
     settings.home.mkdir(parents=True, exist_ok=True)
-    settings.config_path.write_text("".join(lines), encoding="utf-8")
+    descriptor = os.open(settings.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write("".join(lines))
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -151,12 +161,17 @@ def _read_config(path: Path) -> dict[str, Any]:
     if unknown:
         raise ConfigurationError(f"{path}: unknown settings {', '.join(unknown)}")
     for name, value in data.items():
-        if not isinstance(value, _FILE_TYPES[name]) or isinstance(value, bool):
+        expected = _FILE_TYPES[name]
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
             raise ConfigurationError(f"{path}: {name} has the wrong type")
     return data
 
 
 def _parse(variable: str, raw: str, parse: type) -> Any:
+    if parse is bool:
+        if raw.strip().lower() not in ("1", "true", "yes", "0", "false", "no"):
+            raise ConfigurationError(f"{variable}={raw!r}: use 1 or 0")
+        return raw.strip().lower() in ("1", "true", "yes")
     try:
         return parse(raw)
     except ValueError as e:
@@ -164,17 +179,25 @@ def _parse(variable: str, raw: str, parse: type) -> Any:
 
 
 def _check(settings: Settings) -> None:
+    if settings.url:
+        try:
+            check_entity_id(settings.url, "url")
+        except ProtocolError as e:
+            raise ConfigurationError(e.detail) from e
     if settings.kind not in ORGANIZATION_KINDS:
         raise ConfigurationError(f"kind must be one of: {', '.join(ORGANIZATION_KINDS)}")
     if not 0 < settings.port < 65_536:
         raise ConfigurationError(f"port {settings.port} is out of range")
+    if settings.log_level not in LOG_LEVELS:
+        raise ConfigurationError(f"log_level must be one of: {', '.join(LOG_LEVELS)}")
     for name in (
         "key_overlap_seconds",
         "peer_refresh_seconds",
         "worker_interval_seconds",
+        "http_timeout_seconds",
         "access_token_seconds",
     ):
-        if getattr(settings, name) <= 0:
+        if not getattr(settings, name) > 0:  # also refuses a NaN timeout
             raise ConfigurationError(f"{name} must be positive")
 
 

@@ -8,6 +8,8 @@ is tested without sockets. Neither signs anything; the federation client does.
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -32,16 +34,25 @@ class Transport(Protocol):
 
 
 class RequestsTransport:
-    """Real HTTP with ``requests``: redirects refused, responses capped at ``max_bytes``."""
+    """Real HTTP with ``requests``: redirects refused, responses capped at ``max_bytes``.
 
-    def __init__(self, timeout: float) -> None:
+    Unless ``allow_private`` is set, a host that resolves to a private, loopback,
+    link-local or otherwise non-global address is refused: the peering endpoint fetches
+    a URL named by an unverified request, and must not be turned against the node's own
+    network (server-side request forgery). The check runs before each request.
+    """
+
+    def __init__(self, timeout: float, *, allow_private: bool = False) -> None:
         self.timeout = timeout
+        self.allow_private = allow_private
         self._session = requests.Session()
         self._session.trust_env = False  # no proxies or .netrc from the environment
 
     def send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes, *, max_bytes: int
     ) -> HttpResponse:
+        if not self.allow_private:
+            _refuse_private(url)
         try:
             with self._session.request(
                 method,
@@ -93,6 +104,20 @@ class WsgiTransport:
         if len(data) > max_bytes:
             raise PeerUnreachableError(f"{_origin(url)} answered with more than {max_bytes} bytes")
         return HttpResponse(response.status_code, dict(response.headers), data)
+
+
+def _refuse_private(url: str) -> None:
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError) as e:
+        raise PeerUnreachableError(f"{_origin(url)} cannot be resolved") from e
+    for address in addresses:
+        if not ipaddress.ip_address(str(address).split("%")[0]).is_global:
+            raise PeerUnreachableError(
+                f"{_origin(url)} resolves to a non-public address; refusing to connect "
+                "(set EXCHANGE_ALLOW_PRIVATE_PEERS=1 for peers on a private network)"
+            )
 
 
 def _origin(url: str) -> str:

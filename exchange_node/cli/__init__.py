@@ -33,9 +33,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from exchange_node.cli import conformance, keys, node, peers
+    from exchange_node.cli import clients, conformance, keys, node, openapi, peers, users
 
-    for module in (node, peers, keys, conformance):
+    for module in (node, peers, keys, users, clients, openapi, conformance):
         for command in module.COMMANDS:
             main.add_command(command)
 

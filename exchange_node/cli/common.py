@@ -35,7 +35,12 @@ def settings_for(home: Path | None, **overrides: Any) -> Settings:
 
 
 def open_node(home: Path | None) -> Node:
-    return Node.open(load_settings(home))
+    """The node in ``home``; its database connections close when the command ends."""
+    node = Node.open(load_settings(home))
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.call_on_close(node.database.dispose)
+    return node
 
 
 def timestamp(value: int | None) -> str:

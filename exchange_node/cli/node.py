@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from exchange_node import worker
 from exchange_node.cli.common import home_option, open_node, settings_for
 from exchange_node.db import Database
 from exchange_node.db.migrate import upgrade
+from exchange_node.errors import NotInitializedError
 from exchange_node.node import system_clock
 from exchange_node.protocol.wire import ORGANIZATION_KINDS
 from exchange_node.services.setup import initialize_node
@@ -46,6 +48,11 @@ def init(home: Path | None, name: str, kind: str, url: str, languages: tuple[str
     click.echo(f"Created the node {settings.url} in {settings.home}")
     click.echo(f"Signing key thumbprint: {ring.signing_key.kid}")
     click.echo("Give both to the administrators of the nodes you will peer with.")
+    if os.environ.get("EXCHANGE_DATABASE_URL"):
+        click.echo(
+            "The database URL came from EXCHANGE_DATABASE_URL and is not stored in node.toml:"
+        )
+        click.echo("set it for every command (serve, worker, peer ...).")
     if settings.key_passphrase is None:
         click.echo(
             "Note: keys are stored unencrypted (mode 0600); "
@@ -58,7 +65,15 @@ def init(home: Path | None, name: str, kind: str, url: str, languages: tuple[str
 def migrate(home: Path | None) -> None:
     """Bring the database to the schema this version needs."""
     settings = settings_for(home)
-    upgrade(Database(settings.database_url))
+    if not settings.is_initialized:
+        raise NotInitializedError(
+            f"no node in {settings.home}: run 'exchange-node init' (or pass --home)"
+        )
+    database = Database(settings.database_url)
+    try:
+        upgrade(database)
+    finally:
+        database.dispose()
     click.echo("The database is up to date.")
 
 

@@ -36,6 +36,7 @@ from exchange_node.protocol.statements import (
     sign_peering_request,
     verify_peering_request,
 )
+from exchange_node.services.federation_auth import remember_nonce
 
 #: Status changes an administrator may make, from -> allowed targets.
 STATUS_CHANGES: dict[str, set[str]] = {
@@ -121,7 +122,8 @@ def receive_peering_request(
     given here; an administrator confirms the thumbprint out of band first.
 
     Raises:
-        ProtocolError: the request, its signature or the requester's documents fail.
+        ProtocolError: the request, its signature or the requester's documents fail;
+            ``replayed`` when the HTTP signature's nonce was seen before (SPEC 8.3 step 4).
         InvalidRequestError: a request from this node itself.
         ConflictError: the requester's documents do not chain to keys already trusted for it.
     """
@@ -135,7 +137,14 @@ def receive_peering_request(
     signing = {key.kid: key for key in configuration.signing_keys}
     if keyid not in signing:
         raise UnknownSignerError("the request is not signed by a key the requester publishes")
-    verify_request("POST", url, headers, body, key=signing[keyid], now=now, limits=limits)
+    verified = verify_request(
+        "POST", url, headers, body, key=signing[keyid], now=now, limits=limits
+    )
+    peer = known or _new_peer(node, entity_id)
+    if known is None:
+        session.add(peer)
+        session.flush()  # the nonce row refers to the peer; rolled back if anything fails
+    remember_nonce(session, peer.id, verified.nonce, verified.expires + limits.clock_skew)
     request = verify_peering_request(
         body,
         issuer=entity_id,
@@ -144,14 +153,12 @@ def receive_peering_request(
         now=now,
         limits=limits,
     )
-    peer = known or _new_peer(node, entity_id)
-    if known is None:
-        session.add(peer)
-        peer.status = PeerStatus.PENDING
-    elif peer.status == PeerStatus.REMOVED:
-        peer.status, peer.pinned_thumbprint = PeerStatus.PENDING, None
-    peer.requested_by_peer, peer.request_message = True, request.message
-    store_configuration(node, session, peer, configuration)
+    if peer.status == PeerStatus.PENDING:  # new, or asking again while pending
+        peer.requested_by_peer, peer.request_message = True, request.message
+        store_configuration(node, session, peer, configuration)
+    # Known in any other state: nothing changes (SPEC 8.3). A trusted peer stays trusted, a
+    # suspended one suspended, and a declined (removed) one cannot put itself back in the
+    # queue: an administrator re-adds it with 'peer add' if that is wanted.
     return peer
 
 
@@ -201,13 +208,13 @@ def refresh_peer(node: Node, session: Session, peer: Peer) -> Peer:
             held_issued_at=peer.configuration_issued_at,
             limits=node.settings.limits,
         )
+        store_configuration(node, session, peer, configuration)
     except (ExchangeError, ProtocolError) as e:
         peer.refresh_failures += 1
         peer.last_error = _describe(e)[:500]
         backoff = min(node.settings.peer_refresh_seconds, 60 * 2 ** min(peer.refresh_failures, 10))
         peer.next_refresh_at = now + int(backoff * random.uniform(0.8, 1.2))  # noqa: S311
         raise
-    store_configuration(node, session, peer, configuration)
     return peer
 
 

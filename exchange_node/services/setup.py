@@ -8,12 +8,17 @@ from exchange_node.errors import ConfigurationError
 from exchange_node.keystore import KeyRing, KeyStore
 from exchange_node.protocol._claims import check_entity_id
 from exchange_node.protocol.errors import ProtocolError
+from exchange_node.protocol.keys import generate_key
 from exchange_node.services import identity
-from exchange_node.settings import Settings, write_config
+from exchange_node.settings import IDENTITY, Settings, write_config
 
 
-def initialize_node(settings: Settings, now: int) -> KeyRing:
+def initialize_node(settings: Settings, now: int, persist: tuple[str, ...] = IDENTITY) -> KeyRing:
     """Create the node described by ``settings``; returns its first keys.
+
+    ``persist`` names the settings written to node.toml (by default the identity only:
+    what came from the environment stays there). Everything is checked before anything
+    is written, so a refused ``init`` can simply be run again.
 
     Raises:
         ConfigurationError: the home already holds a node, or the settings are not valid.
@@ -25,6 +30,7 @@ def initialize_node(settings: Settings, now: int) -> KeyRing:
         raise ConfigurationError(e.detail) from e
     if settings.is_initialized:
         raise ConfigurationError(f"{settings.home} already holds a node; choose another --home")
+    _check_publishable(settings, now)
     settings.home.mkdir(parents=True, exist_ok=True)
     settings.home.chmod(0o700)
     database = Database(settings.database_url)
@@ -32,10 +38,14 @@ def initialize_node(settings: Settings, now: int) -> KeyRing:
         upgrade(database)
         with database.session() as session:
             ring = KeyStore(settings.keys_path, settings.key_passphrase).create(session, now)
-        identity.sign_entity_configuration(
-            settings, ring, now
-        )  # refuse settings that cannot publish
     finally:
         database.dispose()
-    write_config(settings)
+    write_config(settings, persist)
     return ring
+
+
+def _check_publishable(settings: Settings, now: int) -> None:
+    """Refuse settings that cannot make an entity configuration (a bad language tag, say)."""
+    signing, encryption = generate_key("sig"), generate_key("enc")
+    ring = KeyRing(signing, (signing.public(),), (encryption.public(),), (encryption,))
+    identity.sign_entity_configuration(settings, ring, now)

@@ -15,7 +15,7 @@ from flask import Flask
 
 from exchange_node.node import Node
 from exchange_node.settings import Settings, load_settings
-from exchange_node.web import federation, health, problems
+from exchange_node.web import federation, health, oauth, problems
 from exchange_node.web.context import EXTENSION
 
 
@@ -40,4 +40,5 @@ def create_app(
     problems.init_app(app)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(federation.blueprint)
+    app.register_blueprint(oauth.blueprint)
     return app

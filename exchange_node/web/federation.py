@@ -16,9 +16,9 @@ from flask import Blueprint, Response, request
 from sqlalchemy.orm import Session
 
 from exchange_node.db.models import Peer
-from exchange_node.errors import InvalidRequestError
 from exchange_node.node import Node
 from exchange_node.protocol.entity import ENTITY_CONFIGURATION_MEDIA_TYPE, WELL_KNOWN_PATH
+from exchange_node.protocol.errors import MalformedError
 from exchange_node.protocol.statements import PEERING_REQUEST_MEDIA_TYPE
 from exchange_node.services import peers
 from exchange_node.services.federation_auth import authenticate_peer_request
@@ -75,7 +75,7 @@ def entity_configuration() -> Response:
 def peering_request() -> tuple[dict[str, str], int]:
     """Another node asks to peer; it is listed as pending until an administrator accepts it."""
     if request.mimetype != PEERING_REQUEST_MEDIA_TYPE:
-        raise InvalidRequestError(f"Content-Type must be {PEERING_REQUEST_MEDIA_TYPE}")
+        raise MalformedError(f"Content-Type must be {PEERING_REQUEST_MEDIA_TYPE}")
     node = current_node()
     body = request.get_data(cache=True)
     with node.database.session() as session:

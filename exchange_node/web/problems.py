@@ -34,7 +34,10 @@ HTTP_CODES = {
 
 
 def problem_response(problem: dict[str, object], status: int) -> Response:
-    return Response(json.dumps(problem), status=status, content_type=PROBLEM_CONTENT_TYPE)
+    """The problem document as SPEC 12.1 serves it: problem+json, never cached."""
+    response = Response(json.dumps(problem), status=status, content_type=PROBLEM_CONTENT_TYPE)
+    response.cache_control.no_store = True
+    return response
 
 
 def init_app(app: Flask) -> None:
@@ -42,7 +45,12 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(ExchangeError)
     def known_error(error: ProtocolError | ExchangeError) -> Response:
         log.info("refused %s %s: %s", request.method, request.path, error.code)
-        return problem_response(error.to_problem(request.path), error.status)
+        problem = error.to_problem(request.path)
+        if error.status >= 500:  # the node's own trouble: name it, but reveal no details
+            log.error("%s on %s %s: %s", error.code, request.method, request.path, error.detail)
+            problem["detail"] = "the node cannot handle this request now; its logs say why"
+            problem.pop("errors", None)
+        return problem_response(problem, error.status)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
@@ -55,4 +63,8 @@ def init_app(app: Flask) -> None:
             log.error("internal error on %s %s", request.method, request.path)
             detail = "the node could not handle this request"
         problem = problem_details(code, error.name, status, detail, request.path)
-        return problem_response(problem, status)
+        response = problem_response(problem, status)
+        for name, value in error.get_headers():  # Allow on a 405, Retry-After on a 429
+            if name.lower() not in ("content-type", "content-length"):
+                response.headers[name] = value
+        return response
