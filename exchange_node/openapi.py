@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of the node's HTTP API, built from a declared table of endpoints.
 
-Every endpoint of :mod:`exchange_node.web` is one :class:`Endpoint` in
-:data:`ENDPOINTS`: its bodies (from :mod:`exchange_node.web.api_schemas`) and
+Every endpoint of :mod:`exchange_node.web` is one :class:`Endpoint` in the table
+:data:`~exchange_node.openapi_endpoints.ENDPOINTS`: its bodies (from ``api_schemas``) and
 the errors it may answer with, named by their error classes so that codes,
 titles and statuses come from the code that raises them. Tests check that every
 URL rule of the app is in the table, that the app answers as documented, and
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from apispec import APISpec
@@ -27,24 +26,25 @@ from marshmallow import Schema
 from exchange_node import __version__
 from exchange_node.errors import (
     AuthenticationError,
-    ConfigurationError,
-    ConflictError,
-    ExchangeError,
     InsufficientScopeError,
-    InvalidRequestError,
-    PeerNotTrustedError,
-    PeerRefusedError,
-    PeerUnreachableError,
-    StorageError,
 )
-from exchange_node.protocol import errors as protocol
-from exchange_node.protocol.entity import WELL_KNOWN_PATH
-from exchange_node.protocol.errors import PROBLEM_CONTENT_TYPE, ProtocolError
+from exchange_node.openapi_endpoints import (
+    BEARER_CHALLENGE,
+    ENDPOINTS,
+    INTERNAL_ERROR,
+    NO_STORE,
+    REQUEST_SIGNATURE_PROBLEMS,
+    SIGNATURE_PARAMETERS,
+    Endpoint,
+    ErrorClass,
+    Problem,
+    Reply,
+)
+from exchange_node.protocol.errors import PROBLEM_CONTENT_TYPE
 from exchange_node.services.clients import SCOPES
 from exchange_node.web import api_schemas as bodies
-from exchange_node.web.api_schemas import ENTITY_CONFIGURATION, PEERING_REQUEST, CompactJWSBody
+from exchange_node.web.api_schemas import CompactJWSBody
 from exchange_node.web.oauth import TOKEN_PATH
-from exchange_node.web.problems import HTTP_CODES
 
 __all__ = ["ENDPOINTS", "Endpoint", "Problem", "Reply", "build_openapi", "render_openapi"]
 
@@ -102,255 +102,6 @@ STATUS_MEANINGS = {
     500: "This node failed to answer.",
     502: "Another node this one had to call to answer failed, or refused.",
     503: "This node's database cannot be reached.",
-}
-
-ErrorClass = type[ProtocolError] | type[ExchangeError]
-Header = Mapping[str, Any]
-
-
-def header(description: str) -> dict[str, Any]:
-    return {"description": description, "schema": {"type": "string"}}
-
-
-NO_STORE = {"Cache-Control": header("`no-store`.")}
-BEARER_CHALLENGE = {"WWW-Authenticate": header("The RFC 6750 challenge, e.g. `Bearer`.")}
-
-
-@dataclass(frozen=True)
-class Problem:
-    """An error an endpoint may answer with: status, stable code, title; ``oauth`` for RFC 6749."""
-
-    status: int
-    code: str
-    title: str
-    oauth: bool = False
-
-    @classmethod
-    def of(cls, error: ErrorClass) -> Problem:
-        return cls(error.status, error.code, error.title)
-
-
-#: Problems Flask raises itself (see :mod:`exchange_node.web.problems`).
-BODY_TOO_LARGE = Problem(413, HTTP_CODES[413], "Request Entity Too Large")
-INTERNAL_ERROR = Problem(500, HTTP_CODES[500], "Internal Server Error")
-
-#: The refusals of every request with an RFC 9421 signature (``verify_request``).
-REQUEST_SIGNATURE_PROBLEMS: tuple[ErrorClass, ...] = (
-    protocol.SignatureMissingError,
-    protocol.SignatureInvalidError,
-    protocol.SignatureExpiredError,
-    protocol.SignatureNotYetValidError,
-    protocol.DigestMismatchError,
-    protocol.UnknownSignerError,
-    protocol.ReplayError,
-    protocol.OversizedError,
-)
-
-
-@dataclass(frozen=True)
-class Reply:
-    """The success response of an endpoint."""
-
-    status: int
-    description: str
-    body: type[Schema] | CompactJWSBody | None = None
-    headers: Mapping[str, Header] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One operation of the HTTP API, as documented."""
-
-    method: str
-    path: str
-    operation_id: str
-    tag: str
-    summary: str
-    description: str
-    reply: Reply
-    problems: tuple[ErrorClass | Problem, ...] = ()
-    request: type[Schema] | CompactJWSBody | None = None
-    request_media_type: str = JSON
-    #: Requires an RFC 9421 signature with the exchange profile (``httpSignature``).
-    signed: bool = False
-    #: Requires an OAuth 2 bearer token granting these scopes (``oauth2``); ``()``: any token.
-    scopes: tuple[str, ...] | None = None
-    security: tuple[Mapping[str, list[str]], ...] = ()
-    parameters: tuple[Mapping[str, Any], ...] = ()
-    #: Headers of error responses, by status.
-    error_headers: Mapping[int, Mapping[str, Header]] = field(default_factory=dict)
-
-
-ENDPOINTS: tuple[Endpoint, ...] = (
-    Endpoint(
-        "get",
-        WELL_KNOWN_PATH,
-        "getEntityConfiguration",
-        "federation",
-        summary="This node's signed entity configuration",
-        description=(
-            "The node's self-signed identity document: its entity identifier, organization, "
-            "endpoints and public keys (SPEC.md 3.1). Public and unsigned, so that a node "
-            "that does not know this one yet can read it; a reader trusts it only through a "
-            "key thumbprint it was given out of band (SPEC.md 3.6)."
-        ),
-        reply=Reply(
-            200,
-            "The entity configuration, a compact JWS.",
-            ENTITY_CONFIGURATION,
-            headers={"Cache-Control": header("`public, max-age=300`.")},
-        ),
-        problems=(ConfigurationError, StorageError),
-    ),
-    Endpoint(
-        "post",
-        "/federation/v1/peering-requests",
-        "postPeeringRequest",
-        "federation",
-        summary="Ask this node to peer",
-        description=(
-            "Another node asks to be added as a peer (SPEC.md 8.2, 8.3). The requester is "
-            "usually unknown here: this node fetches the entity configuration named by the "
-            "request's `iss`, and the HTTP signature and the request must be signed by a key "
-            "it lists. A new requester is recorded as `pending`, and becomes `trusted` only "
-            "when an administrator here confirms its thumbprint out of band; a request from "
-            "a node already known changes nothing."
-        ),
-        request=PEERING_REQUEST,
-        signed=True,
-        reply=Reply(202, "The request was verified and recorded.", bodies.PeeringAcceptedSchema),
-        problems=(
-            protocol.MalformedError,
-            InvalidRequestError,
-            protocol.UnsupportedAlgorithmError,
-            protocol.WrongTypeError,
-            protocol.KeyFormatError,
-            protocol.MissingClaimError,
-            protocol.InvalidClaimError,
-            protocol.ExpiredError,
-            protocol.NotYetValidError,
-            protocol.AudienceError,
-            protocol.UntrustedKeyError,
-            protocol.BadSignatureError,
-            protocol.WrongIssuerError,
-            ConflictError,
-            BODY_TOO_LARGE,
-            protocol.SchemaError,
-            PeerUnreachableError,
-            PeerRefusedError,
-            StorageError,
-        ),
-    ),
-    Endpoint(
-        "get",
-        "/federation/v1/peer-status",
-        "getPeerStatus",
-        "federation",
-        summary="How this node sees the caller",
-        description=(
-            "Lets a peer's administrator check the link (SPEC.md 8.4). The request has an "
-            "empty body and is authenticated like every peer request (SPEC.md 7.2 steps "
-            "1-6), so only a trusted peer gets an answer."
-        ),
-        signed=True,
-        reply=Reply(200, "The caller is a trusted peer of this node.", bodies.PeerStatusSchema),
-        problems=(PeerNotTrustedError, BODY_TOO_LARGE, StorageError),
-    ),
-    Endpoint(
-        "post",
-        TOKEN_PATH,
-        "postToken",
-        "integrations",
-        summary="An access token for a client's credentials",
-        description=(
-            "OAuth 2 client credentials grant (RFC 6749 section 4.4) for clients added with "
-            "`exchange-node client add`. Errors of the grant are RFC 6749 error objects, not "
-            "problem documents. Needs HTTPS, except for a node whose URL is on loopback."
-        ),
-        request=bodies.TokenRequestSchema,
-        request_media_type=FORM,
-        security=({"clientSecretBasic": []}, {}),
-        reply=Reply(
-            200,
-            "The token was issued.",
-            bodies.TokenSchema,
-            headers={**NO_STORE, "Pragma": header("`no-cache`.")},
-        ),
-        problems=(
-            Problem(400, "unsupported_grant_type", "Only `client_credentials`", oauth=True),
-            Problem(400, "invalid_scope", "A scope the client does not hold", oauth=True),
-            Problem(400, "insecure_transport", "Plain HTTP to a non-loopback node", oauth=True),
-            Problem(
-                401, "invalid_client", "Unknown or revoked client, or wrong secret", oauth=True
-            ),
-            BODY_TOO_LARGE,
-            StorageError,
-        ),
-        error_headers={401: {"WWW-Authenticate": header("A `Basic` challenge naming the error.")}},
-    ),
-    Endpoint(
-        "get",
-        "/api/v1/whoami",
-        "getWhoami",
-        "integrations",
-        summary="The client behind a bearer token",
-        description="Which client a token was issued to and what it grants; any valid token.",
-        scopes=(),
-        reply=Reply(200, "The token is valid.", bodies.WhoamiSchema),
-        problems=(StorageError,),
-    ),
-    Endpoint(
-        "get",
-        "/healthz",
-        "getHealth",
-        "operations",
-        summary="Liveness",
-        description="The process answers. It checks nothing else.",
-        reply=Reply(200, "The process is alive.", bodies.HealthSchema),
-    ),
-    Endpoint(
-        "get",
-        "/readyz",
-        "getReadiness",
-        "operations",
-        summary="Readiness",
-        description="The database answers and this node's keys load.",
-        reply=Reply(200, "The node can serve requests.", bodies.ReadySchema),
-        problems=(ConfigurationError, StorageError),
-    ),
-)
-
-
-def signature_header(name: str, description: str, example: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "header",
-        "required": True,
-        "description": description,
-        "schema": {"type": "string", "maxLength": 8192},
-        "example": example,
-    }
-
-
-SIGNATURE_PARAMETERS = {
-    "SignatureInput": signature_header(
-        "Signature-Input",
-        "RFC 9421 signature metadata, one member `exchange` (see `httpSignature`).",
-        'exchange=("@method" "@target-uri" "content-digest");created=1798761600;'
-        'keyid="QP5o4goMdMCXp-XWFYWnpX9YFxRcMuFymEO9aaZRTNU";alg="ed25519";'
-        'expires=1798761660;nonce="Z2V0LWNhcGFjaXR5LXZhbA";tag="exchange-node"',
-    ),
-    "Signature": signature_header(
-        "Signature",
-        "RFC 9421 signature, one member `exchange`: the Ed25519 signature.",
-        "exchange=:cjyWt3PQVK+LQ1V0OWahS1KgXoc/+LT+HYTAUM98k/YZxL1P3KKB2Cj9IUXJVpuzWYSZvLAN"
-        "cpIAyqpCezw+Bw==:",
-    ),
-    "ContentDigest": signature_header(
-        "Content-Digest",
-        "RFC 9530 digest of the exact body bytes: one `sha-256` member.",
-        "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:",
-    ),
 }
 
 

@@ -41,18 +41,12 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session in a transaction: committed when the block ends, rolled back on error."""
-        session = self._sessions()
-        try:
-            yield session
-            session.commit()
-        except SQLAlchemyError as e:
-            session.rollback()
-            raise StorageError(f"database error: {type(e).__name__}") from e
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+        with self._sessions() as session:
+            try:
+                with session.begin():
+                    yield session
+            except SQLAlchemyError as e:
+                raise StorageError(f"database error: {type(e).__name__}") from e
 
     def ping(self) -> None:
         """Raise :class:`StorageError` unless the database answers."""
