@@ -19,10 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, delete, select
+from sqlalchemy import Connection, Insert, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from exchange_node.db import Database
 from exchange_node.db.models import Peer, PeerKey, PeerStatus, SeenNonce
 from exchange_node.errors import PeerNotTrustedError
 from exchange_node.protocol.errors import ReplayError, UnknownSignerError
@@ -41,7 +42,7 @@ class AuthenticatedPeer:
 
 
 def authenticate_peer_request(
-    session: Session,
+    database: Database,
     *,
     method: str,
     url: str,
@@ -52,27 +53,31 @@ def authenticate_peer_request(
 ) -> AuthenticatedPeer:
     """The trusted peer that signed this request.
 
+    Runs in a short transaction of its own, committed before the caller goes on: the
+    nonce is recorded even if what follows fails (a replay is a replay either way).
+
     Raises:
         HTTPSignatureError subclasses (401), UnknownSignerError (401),
         PeerNotTrustedError (403), ReplayError (401).
     """
     signature = read_signature(headers, limits=limits)
-    connection = session.connection()  # Core rows: the ORM result machinery is not needed
-    signer = connection.execute(_SIGNER, {"kid": signature.keyid}).one_or_none()
-    if signer is None or signer.use != "sig":
-        raise UnknownSignerError(f"key {signature.keyid} belongs to no known peer")
-    key = _verification_key(signature.keyid, signer.jwk["x"])
-    verified = verify_request(method, url, signature, body, key=key, now=now, limits=limits)
-    if signer.status != PeerStatus.TRUSTED:
-        raise PeerNotTrustedError(f"this node does not trust {signer.entity_id} ({signer.status})")
-    remember_nonce(session, signer.id, verified.nonce, verified.expires + limits.clock_skew)
+    with database.transaction() as connection:
+        signer = connection.execute(_SIGNER, {"kid": signature.keyid}).one_or_none()
+        if signer is None or signer.use != "sig":
+            raise UnknownSignerError(f"key {signature.keyid} belongs to no known peer")
+        key = _verification_key(signature.keyid, signer.jwk["x"])
+        verified = verify_request(method, url, signature, body, key=key, now=now, limits=limits)
+        if signer.status != PeerStatus.TRUSTED:
+            raise PeerNotTrustedError(
+                f"this node does not trust {signer.entity_id} ({signer.status})"
+            )
+        remember_nonce(connection, signer.id, verified.nonce, verified.expires + limits.clock_skew)
     return AuthenticatedPeer(signer.id, signer.entity_id, signer.status)
 
 
-def remember_nonce(session: Session, peer_id: int, nonce: str, keep_until: int) -> None:
+def remember_nonce(connection: Connection, peer_id: int, nonce: str, keep_until: int) -> None:
     """Record a nonce; a second use by the same peer raises :class:`ReplayError`."""
     values = {"peer_id": peer_id, "nonce": nonce, "expires_at": keep_until}
-    connection = session.connection()  # Core: no ORM bulk path
     inserted = connection.execute(_insert_new(connection.dialect.name), values).first()
     if inserted is None:
         raise ReplayError("this request was already received (nonce seen before)")

@@ -144,7 +144,9 @@ def receive_peering_request(
     if known is None:
         session.add(peer)
         session.flush()  # the nonce row refers to the peer; rolled back if anything fails
-    remember_nonce(session, peer.id, verified.nonce, verified.expires + limits.clock_skew)
+    remember_nonce(
+        session.connection(), peer.id, verified.nonce, verified.expires + limits.clock_skew
+    )
     request = verify_peering_request(
         body,
         issuer=entity_id,

@@ -13,15 +13,13 @@ from typing import Any
 from urllib.parse import quote
 
 from flask import Blueprint, Response, request
-from sqlalchemy.orm import Session
 
-from exchange_node.db.models import Peer
 from exchange_node.node import Node
 from exchange_node.protocol.entity import ENTITY_CONFIGURATION_MEDIA_TYPE, WELL_KNOWN_PATH
 from exchange_node.protocol.errors import MalformedError
 from exchange_node.protocol.statements import PEERING_REQUEST_MEDIA_TYPE
 from exchange_node.services import peers
-from exchange_node.services.federation_auth import authenticate_peer_request
+from exchange_node.services.federation_auth import AuthenticatedPeer, authenticate_peer_request
 from exchange_node.web.context import current_node
 
 blueprint = Blueprint("federation", __name__)
@@ -38,23 +36,25 @@ def public_url(node: Node) -> str:
 
 
 def from_trusted_peer(view: PeerView) -> Callable[..., Any]:
-    """Run ``view(node, session, peer, ...)`` only for a request signed by a trusted peer."""
+    """Run ``view(node, peer, ...)`` only for a request signed by a trusted peer.
+
+    Authentication commits on its own (the nonce is recorded whatever the view does);
+    a view that needs the database opens its own session.
+    """
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         node = current_node()
-        body = request.get_data(cache=True)
-        with node.database.session() as session:
-            peer = authenticate_peer_request(
-                session,
-                method=request.method,
-                url=public_url(node),
-                headers=dict(request.headers),
-                body=body,
-                now=node.now(),
-                limits=node.settings.limits,
-            )
-            return view(node, session, peer, *args, **kwargs)
+        peer = authenticate_peer_request(
+            node.database,
+            method=request.method,
+            url=public_url(node),
+            headers=dict(request.headers),
+            body=request.get_data(cache=True),
+            now=node.now(),
+            limits=node.settings.limits,
+        )
+        return view(node, peer, *args, **kwargs)
 
     return wrapper
 
@@ -88,6 +88,6 @@ def peering_request() -> tuple[dict[str, str], int]:
 
 @blueprint.get("/federation/v1/peer-status")
 @from_trusted_peer
-def peer_status(node: Node, session: Session, peer: Peer) -> dict[str, str]:
+def peer_status(node: Node, peer: AuthenticatedPeer) -> dict[str, str]:
     """How this node sees the (trusted) caller: lets a peer's administrator check the link."""
     return {"entity_id": peer.entity_id, "status": peer.status, "seen_by": node.settings.url}
