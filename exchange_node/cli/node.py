@@ -13,7 +13,7 @@ from exchange_node import worker
 from exchange_node.cli.common import home_option, open_node, settings_for
 from exchange_node.db import Database
 from exchange_node.db.migrate import upgrade
-from exchange_node.errors import NotInitializedError
+from exchange_node.errors import ConfigurationError, NotInitializedError
 from exchange_node.node import system_clock
 from exchange_node.protocol.wire import ORGANIZATION_KINDS
 from exchange_node.services.setup import initialize_node
@@ -39,11 +39,20 @@ from exchange_node.services.setup import initialize_node
     show_default=True,
     help="A language the organization works in (BCP 47); repeat for several.",
 )
-def init(home: Path | None, name: str, kind: str, url: str, languages: tuple[str, ...]) -> None:
+@click.option(
+    "--exist-ok",
+    is_flag=True,
+    help="If the home already holds this node (same URL), show it and succeed.",
+)
+def init(
+    home: Path | None, name: str, kind: str, url: str, languages: tuple[str, ...], exist_ok: bool
+) -> None:
     """Create a node: home folder, settings, database and keys."""
-    settings = settings_for(
-        home, name=name, kind=kind, url=url.strip().rstrip("/"), languages=languages
-    )
+    url = url.strip().rstrip("/")
+    if exist_ok and settings_for(home).is_initialized:
+        _confirm_existing(home, url)
+        return
+    settings = settings_for(home, name=name, kind=kind, url=url, languages=languages)
     ring = initialize_node(settings, system_clock())
     click.echo(f"Created the node {settings.url} in {settings.home}")
     click.echo(f"Signing key thumbprint: {ring.signing_key.kid}")
@@ -58,6 +67,20 @@ def init(home: Path | None, name: str, kind: str, url: str, languages: tuple[str
             "Note: keys are stored unencrypted (mode 0600); "
             "set EXCHANGE_KEY_PASSPHRASE to encrypt them."
         )
+
+
+def _confirm_existing(home: Path | None, url: str) -> None:
+    """``init --exist-ok`` on a home that holds a node: the same node is fine, another is not."""
+    node = open_node(home)
+    if node.settings.url != url:
+        raise ConfigurationError(
+            f"{node.settings.home} holds the node {node.settings.url}, not {url}; "
+            "choose another --home"
+        )
+    with node.database.session() as session:
+        kid = node.ring(session).signing_key.kid
+    click.echo(f"The node {node.settings.url} already exists in {node.settings.home}")
+    click.echo(f"Signing key thumbprint: {kid}")
 
 
 @click.command()

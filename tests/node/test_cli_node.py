@@ -208,3 +208,15 @@ def test_worker_once_reports_its_round(home: Path) -> None:
     init(home)
     result = run("worker", "--once", "--home", str(home))
     assert (result.exit_code, result.output) == (0, "0 peers refreshed, 0 failed\n")
+
+
+def test_init_exist_ok_accepts_the_same_node_and_refuses_another(home: Path) -> None:
+    first = init(home)
+    assert first.exit_code == 0, first.output
+    thumbprint = first.output.split("thumbprint: ")[1].split()[0]
+    again = init(home, "--exist-ok")
+    assert again.exit_code == 0, again.output
+    assert "already exists" in again.output
+    assert thumbprint in again.output
+    other = init(home, "--exist-ok", url="https://other.example")
+    assert_one_line_error(other, "holds the node", "choose another --home")
