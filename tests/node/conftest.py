@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from exchange_node.db import normalize_url
 from exchange_node.node import Node
+from exchange_node.protocol.keys import NodeKey
 from exchange_node.services import peers
 from exchange_node.services.setup import initialize_node
 from exchange_node.settings import IDENTITY, load_settings
@@ -59,9 +61,13 @@ class TestNode:
         return self.node.settings.url
 
     @property
-    def thumbprint(self) -> str:
+    def signing_key(self) -> NodeKey:
         with self.node.database.session() as session:
-            return self.node.ring(session).signing_key.kid
+            return self.node.ring(session).signing_key
+
+    @property
+    def thumbprint(self) -> str:
+        return self.signing_key.kid
 
     def client(self) -> FlaskClient:
         return self.app.test_client()
@@ -152,3 +158,23 @@ def federation(
     federation = Federation(tmp_path, database_url, clock)
     yield federation
     federation.close()
+
+
+@pytest.fixture
+def community(federation: Federation) -> TestNode:
+    return federation.add("community", "community-network")
+
+
+@pytest.fixture
+def clinic(federation: Federation, community: TestNode) -> TestNode:
+    """The clinic, trusted by the community and trusting it."""
+    clinic = federation.add("clinic")
+    federation.peer(community, clinic)
+    return clinic
+
+
+def assert_problem(response: TestResponse, status: int, code: str) -> None:
+    """An RFC 9457 problem response with this status and code."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["code"] == code

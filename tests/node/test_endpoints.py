@@ -15,17 +15,12 @@ from exchange_node.protocol.httpsig import sign_request
 from exchange_node.protocol.keys import NodeKey, generate_key
 from exchange_node.protocol.statements import PEERING_REQUEST_MEDIA_TYPE, sign_peering_request
 from exchange_node.services import peers
-from tests.node.conftest import Federation
+from tests.node.conftest import Federation, assert_problem
 
 if TYPE_CHECKING:  # imported by name, pytest would try to collect the Test* classes
     from tests.node.conftest import TestNode
 
 PEERING_REQUESTS = "/federation/v1/peering-requests"
-
-
-def signing_key(test_node: TestNode) -> NodeKey:
-    with test_node.node.database.session() as session:
-        return test_node.node.ring(session).signing_key
 
 
 def peering_request(
@@ -38,7 +33,7 @@ def peering_request(
 ) -> tuple[dict[str, str], bytes]:
     """Headers and body of a peering request from ``sender``, signed as ``send_peering_request``
     does unless told otherwise."""
-    key, now = signing_key(sender), sender.node.now()
+    key, now = sender.signing_key, sender.node.now()
     token = sign_peering_request(
         issuer=issuer or sender.url,
         audience=receiver.url,
@@ -59,12 +54,6 @@ def post(receiver: TestNode, headers: dict[str, str], body: bytes) -> TestRespon
     )
 
 
-def assert_problem(response: TestResponse, status: int, code: str) -> None:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/problem+json"
-    assert response.get_json()["code"] == code
-
-
 def peer_record(holder: TestNode, other: TestNode) -> Peer | None:
     with holder.node.database.session() as session:
         found = [p for p in peers.list_peers(session) if p.entity_id == other.url]
@@ -74,12 +63,8 @@ def peer_record(holder: TestNode, other: TestNode) -> Peer | None:
 
 
 @pytest.fixture
-def community(federation: Federation) -> TestNode:
-    return federation.add("community", "community-network")
-
-
-@pytest.fixture
 def clinic(federation: Federation) -> TestNode:
+    """Here the clinic starts unpeered: the tests build the relation themselves."""
     return federation.add("clinic")
 
 

@@ -16,17 +16,12 @@ from exchange_node.db.models import PeerStatus
 from exchange_node.protocol.httpsig import sign_request
 from exchange_node.protocol.keys import NodeKey, generate_key
 from exchange_node.services import peers
-from tests.node.conftest import Federation
+from tests.node.conftest import Federation, assert_problem
 
 if TYPE_CHECKING:  # imported by name, pytest would try to collect the Test* classes
     from tests.node.conftest import TestClock, TestNode
 
 PEER_STATUS = "/federation/v1/peer-status"
-
-
-def signing_key(test_node: TestNode) -> NodeKey:
-    with test_node.node.database.session() as session:
-        return test_node.node.ring(session).signing_key
 
 
 def signed_headers(
@@ -42,7 +37,7 @@ def signed_headers(
     headers = {"Accept": "application/json"}
     if content_type is not None:
         headers["Content-Type"] = content_type
-    key = key or signing_key(sender)
+    key = key or sender.signing_key
     return headers | sign_request(method, url, headers, body, key=key, now=now)
 
 
@@ -57,25 +52,6 @@ def send(
     return receiver.client().open(
         path, method=method, headers=dict(headers), data=body, base_url=receiver.url
     )
-
-
-def assert_problem(response: TestResponse, status: int, code: str) -> None:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/problem+json"
-    assert response.get_json()["code"] == code
-
-
-@pytest.fixture
-def community(federation: Federation) -> TestNode:
-    return federation.add("community", "community-network")
-
-
-@pytest.fixture
-def clinic(federation: Federation, community: TestNode) -> TestNode:
-    """The clinic, trusted by the community and trusting it."""
-    clinic = federation.add("clinic")
-    federation.peer(community, clinic)
-    return clinic
 
 
 def peer_status_headers(sender: TestNode, receiver: TestNode, clock: TestClock) -> dict[str, str]:

@@ -21,25 +21,12 @@ from exchange_node.errors import ConfigurationError, PeerRefusedError
 from exchange_node.protocol.errors import UntrustedKeyError
 from exchange_node.protocol.keys import NodeKey
 from exchange_node.services import peers
-from tests.node.conftest import Federation
 
 if TYPE_CHECKING:  # imported by name, pytest would try to collect the Test* classes
     from tests.node.conftest import TestClock, TestNode
 
 OVERLAP = 3_600
 PEER_STATUS = "/federation/v1/peer-status"
-
-
-@pytest.fixture
-def community(federation: Federation) -> TestNode:
-    return federation.add("community", "community-network")
-
-
-@pytest.fixture
-def clinic(federation: Federation, community: TestNode) -> TestNode:
-    clinic = federation.add("clinic")
-    federation.peer(community, clinic)
-    return clinic
 
 
 def rotate(test_node: TestNode) -> str:

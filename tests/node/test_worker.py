@@ -22,18 +22,6 @@ REFRESH = 3_600  # the default peer_refresh_seconds
 PEER_STATUS = "/federation/v1/peer-status"
 
 
-@pytest.fixture
-def community(federation: Federation) -> TestNode:
-    return federation.add("community", "community-network")
-
-
-@pytest.fixture
-def clinic(federation: Federation, community: TestNode) -> TestNode:
-    clinic = federation.add("clinic")
-    federation.peer(community, clinic)
-    return clinic
-
-
 def peer_of(holder: TestNode, other: TestNode) -> Peer:
     with holder.node.database.session() as session:
         peer = peers.get_peer(session, other.url)
