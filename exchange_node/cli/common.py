@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from exchange_node.node import Node
-from exchange_node.settings import Settings, load_settings
+from exchange_node.settings import load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,10 +28,6 @@ def home_option(command: F) -> F:
 
 def json_option(command: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(command)
-
-
-def settings_for(home: Path | None, **overrides: Any) -> Settings:
-    return load_settings(home, **overrides)
 
 
 def open_node(home: Path | None) -> Node:

@@ -10,13 +10,14 @@ from pathlib import Path
 import click
 
 from exchange_node import worker
-from exchange_node.cli.common import home_option, open_node, settings_for
+from exchange_node.cli.common import home_option, open_node
 from exchange_node.db import Database
 from exchange_node.db.migrate import upgrade
 from exchange_node.errors import ConfigurationError, NotInitializedError
 from exchange_node.node import system_clock
 from exchange_node.protocol.wire import ORGANIZATION_KINDS
 from exchange_node.services.setup import initialize_node
+from exchange_node.settings import load_settings
 
 
 @click.command()
@@ -49,10 +50,10 @@ def init(
 ) -> None:
     """Create a node: home folder, settings, database and keys."""
     url = url.strip().rstrip("/")
-    if exist_ok and settings_for(home).is_initialized:
+    if exist_ok and load_settings(home).is_initialized:
         _confirm_existing(home, url)
         return
-    settings = settings_for(home, name=name, kind=kind, url=url, languages=languages)
+    settings = load_settings(home, name=name, kind=kind, url=url, languages=languages)
     ring = initialize_node(settings, system_clock())
     click.echo(f"Created the node {settings.url} in {settings.home}")
     click.echo(f"Signing key thumbprint: {ring.signing_key.kid}")
@@ -87,7 +88,7 @@ def _confirm_existing(home: Path | None, url: str) -> None:
 @home_option
 def migrate(home: Path | None) -> None:
     """Bring the database to the schema this version needs."""
-    settings = settings_for(home)
+    settings = load_settings(home)
     if not settings.is_initialized:
         raise NotInitializedError(
             f"no node in {settings.home}: run 'exchange-node init' (or pass --home)"

@@ -50,12 +50,29 @@ NESTED_JWT_CTY = "JWT"
 
 
 @dataclass(frozen=True, slots=True)
+class CompactJWS:
+    """A compact JWS whose size, structure and protected header passed the checks, read once;
+    its signature is not verified yet."""
+
+    text: str
+    header: dict[str, Any]
+    parts: tuple[str, str, str]
+
+    def unverified_claims(self, what: str) -> dict[str, Any]:
+        """The payload as a JSON object, before any signature check (self-signed documents
+        need their own keys out of it; nothing else may trust it)."""
+        return decode_json_object(b64url_decode(self.parts[1]), what)
+
+
+@dataclass(frozen=True, slots=True)
 class VerifiedJWS:
-    """A JWS whose signature held: its header, the verified payload bytes and the key used."""
+    """A JWS whose signature held: its header, the verified payload bytes, the key used and
+    the token's text (trimmed)."""
 
     header: dict[str, Any]
     payload: bytes
     key: NodeKey
+    text: str
 
 
 def encode_json(value: Mapping[str, Any]) -> bytes:
@@ -74,9 +91,7 @@ def sign_compact(payload: bytes, key: NodeKey, typ: str) -> str:
         raise KeyFormatError(f"cannot sign: {e.error}") from e
 
 
-def read_jws_header(
-    token: str | bytes, typ: str | Collection[str], limits: Limits
-) -> dict[str, Any]:
+def parse_jws(token: str | bytes, typ: str | Collection[str], limits: Limits) -> CompactJWS:
     """Size-check a compact JWS, then parse and check its header (alg, typ, kid).
 
     ``typ`` is the one type expected here, or the collection of types accepted.
@@ -99,21 +114,26 @@ def read_jws_header(
         raise WrongTypeError(f"expected typ {' or '.join(accepted)!r}, got {header.get('typ')!r}")
     if not isinstance(header.get("kid"), str):
         raise MalformedError("JWS header has no 'kid'")
-    return header
+    return CompactJWS(text, header, (parts[0], parts[1], parts[2]))
 
 
 def verify_compact(
-    token: str | bytes, keys: Mapping[str, NodeKey], typ: str | Collection[str], limits: Limits
+    token: str | bytes | CompactJWS,
+    keys: Mapping[str, NodeKey],
+    typ: str | Collection[str],
+    limits: Limits,
 ) -> VerifiedJWS:
     """Verify a compact JWS of type ``typ`` (or one of several) signed by one of ``keys``.
+
+    ``token`` may be the :class:`CompactJWS` already parsed, so it is read only once.
 
     Raises:
         UntrustedKeyError: the ``kid`` is not among ``keys``.
         BadSignatureError: the signature does not verify.
-        and every error of :func:`read_jws_header`.
+        and every error of :func:`parse_jws`.
     """
-    header = read_jws_header(token, typ, limits)
-    text = _as_text(token, limits.max_token_bytes)
+    parsed = token if isinstance(token, CompactJWS) else parse_jws(token, typ, limits)
+    header, text = parsed.header, parsed.text
     key = keys.get(header["kid"])
     if key is None or key.use != "sig":
         raise UntrustedKeyError(f"signed with key {header['kid']!r}, which is not trusted here")
@@ -126,7 +146,7 @@ def verify_compact(
         raise MalformedError(f"JWS cannot be read: {e.error}") from e
     except (ValueError, TypeError) as e:
         raise MalformedError("JWS cannot be read") from e
-    return VerifiedJWS(header, bytes(verified.payload), key)
+    return VerifiedJWS(header, bytes(verified.payload), key, text)
 
 
 def encrypt_compact(plaintext: str, recipient: NodeKey) -> str:

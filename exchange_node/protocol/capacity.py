@@ -125,7 +125,6 @@ def verify_capacity_document(
         raise RollbackError(
             f"version {version} is older than the version {held_version} already held"
         )
-    text = token.decode("ascii") if isinstance(token, bytes) else token
     return CapacityDocument(
         issuer=issuer,
         version=version,
@@ -133,7 +132,7 @@ def verify_capacity_document(
         expires_at=lifetime.expires_at,
         services=tuple(_to_service(entry, n) for n, entry in enumerate(claims["services"])),
         signed_by=verified.key.kid,
-        token=text.strip(),
+        token=verified.text,
     )
 
 

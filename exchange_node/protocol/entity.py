@@ -138,17 +138,16 @@ def verify_entity_configuration(
     """
     if not trusted_thumbprints:
         raise UntrustedKeyError("no trusted thumbprint given: refusing to trust any key")
-    header = _jose.read_jws_header(token, ENTITY_CONFIGURATION_TYP, limits)
+    parsed = _jose.parse_jws(token, ENTITY_CONFIGURATION_TYP, limits)
+    header = parsed.header
     if header["kid"] not in trusted_thumbprints:
         raise UntrustedKeyError(
             f"signed with key {header['kid']!r}, which is not pinned for {entity_id}"
         )
-    unverified = _jose.decode_json_object(
-        _jose.b64url_decode(_as_text(token).split(".")[1]), "entity configuration"
-    )
+    unverified = parsed.unverified_claims("entity configuration")
     candidates = import_jwks(unverified.get("jwks"), "sig", limits=limits)
     keys = {key.kid: key for key in candidates if key.kid in trusted_thumbprints}
-    verified = _jose.verify_compact(token, keys, ENTITY_CONFIGURATION_TYP, limits)
+    verified = _jose.verify_compact(parsed, keys, ENTITY_CONFIGURATION_TYP, limits)
     claims = _jose.decode_json_object(verified.payload, "entity configuration")
     _claims.check_issuer(claims, entity_id)
     if _claims.require_str(claims, "sub") != entity_id:
@@ -164,7 +163,7 @@ def verify_entity_configuration(
         raise RollbackError(
             f"issued at {lifetime.issued_at}, before the document already held ({held_issued_at})"
         )
-    return _to_entity_configuration(claims, lifetime, verified.key.kid, _as_text(token), limits)
+    return _to_entity_configuration(claims, lifetime, verified.key.kid, verified.text, limits)
 
 
 def _to_entity_configuration(
@@ -190,10 +189,6 @@ def _to_entity_configuration(
         token=token,
         **endpoints,
     )
-
-
-def _as_text(token: str | bytes) -> str:
-    return (token.decode("ascii") if isinstance(token, bytes) else token).strip()
 
 
 __all__ = [

@@ -276,7 +276,7 @@ def _header_view(headers: Mapping[str, str], limits: Limits) -> dict[str, str]:
     return view
 
 
-def _parse_signature_input(view: Mapping[str, str], limits: Limits) -> SignatureFields:
+def _parse_signature_input(view: dict[str, str], limits: Limits) -> SignatureFields:
     """Steps 2 to 4 without time: presence, parsing, parameters and covered components."""
     if "signature-input" not in view or "signature" not in view:
         raise SignatureMissingError("request has no Signature-Input and Signature headers")
@@ -297,7 +297,7 @@ def _parse_signature_input(view: Mapping[str, str], limits: Limits) -> Signature
     if canonical is None:
         canonical = http_sf.ser({SIGNATURE_LABEL: inputs[SIGNATURE_LABEL]})
     parameters = canonical.removeprefix(SIGNATURE_LABEL + "=")
-    return SignatureFields(dict(view), verified, names, signature, parameters)
+    return SignatureFields(view, verified, names, signature, parameters)
 
 
 def _parse_signature_input_field(value: str) -> tuple[dict[str, Any], str | None]:

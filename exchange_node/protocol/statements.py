@@ -112,7 +112,6 @@ def verify_receipt(
         raise InvalidClaimError(
             "receipt is for other bytes than were sent (envelope_sha256 differs)"
         )
-    text = token.decode("ascii") if isinstance(token, bytes) else token
     return Receipt(
         issuer,
         audience,
@@ -120,7 +119,7 @@ def verify_receipt(
         loaded["jti"],
         message_jti,
         loaded["envelope_sha256"],
-        text.strip(),
+        verified.text,
     )
 
 

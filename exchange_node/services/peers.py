@@ -334,7 +334,7 @@ def _verify_requester_configuration(
             raise ConflictError(
                 f"{entity_id} is already a peer, and this document is not signed by its keys"
             ) from e
-    header = _jose.read_jws_header(token, "entity-statement+jwt", limits)
+    header = _jose.parse_jws(token, "entity-statement+jwt", limits).header
     return verify_entity_configuration(
         token, entity_id=entity_id, trusted_thumbprints={header["kid"]}, now=now, limits=limits
     )
@@ -342,9 +342,8 @@ def _verify_requester_configuration(
 
 def _unverified_issuer(body: bytes, limits: Limits) -> str:
     """The ``iss`` a peering request claims, read before anything can be verified."""
-    _jose.read_jws_header(body, PEERING_REQUEST_TYP, limits)
-    payload = _jose.decode_json_object(
-        _jose.b64url_decode(body.decode("ascii").split(".")[1]), "peering request"
+    payload = _jose.parse_jws(body, PEERING_REQUEST_TYP, limits).unverified_claims(
+        "peering request"
     )
     issuer = payload.get("iss")
     if not isinstance(issuer, str):
