@@ -81,6 +81,7 @@ unknown: there the key comes from the requester's own entity configuration."""
 
 SCOPE_DESCRIPTIONS = {
     "capacity:write": "Publish this node's service capacity.",
+    "directory:read": "Search the services of this node's trusted peers.",
     "referrals:read": "Read the referrals this node sent and received.",
     "referrals:write": "Send referrals and change their status.",
 }

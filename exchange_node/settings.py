@@ -43,6 +43,12 @@ class Settings:
     key_overlap_seconds: int = 172_800
     #: How often the worker refreshes each peer's entity configuration.
     peer_refresh_seconds: int = 3_600
+    #: How often each trusted peer's capacity document is polled (with jitter of a tenth).
+    capacity_poll_seconds: int = 300
+    #: How many peers one directory sync round polls at the same time.
+    sync_concurrency: int = 8
+    #: Serve the public services (and only those) on the open HSDS API under /hsds.
+    public_hsds: bool = False
     #: How often the in-process worker runs a round.
     worker_interval_seconds: int = 30
     #: Timeout of one request to a peer.
@@ -76,6 +82,9 @@ _ENVIRONMENT: dict[str, tuple[str, type]] = {
     "EXCHANGE_URL": ("url", str),
     "EXCHANGE_KEY_OVERLAP_SECONDS": ("key_overlap_seconds", int),
     "EXCHANGE_PEER_REFRESH_SECONDS": ("peer_refresh_seconds", int),
+    "EXCHANGE_CAPACITY_POLL_SECONDS": ("capacity_poll_seconds", int),
+    "EXCHANGE_SYNC_CONCURRENCY": ("sync_concurrency", int),
+    "EXCHANGE_PUBLIC_HSDS": ("public_hsds", bool),
     "EXCHANGE_WORKER_INTERVAL_SECONDS": ("worker_interval_seconds", int),
     "EXCHANGE_HTTP_TIMEOUT_SECONDS": ("http_timeout_seconds", float),
     "EXCHANGE_ACCESS_TOKEN_SECONDS": ("access_token_seconds", int),
@@ -93,6 +102,9 @@ _FILE_TYPES: dict[str, type | tuple[type, ...]] = {
     "port": int,
     "key_overlap_seconds": int,
     "peer_refresh_seconds": int,
+    "capacity_poll_seconds": int,
+    "sync_concurrency": int,
+    "public_hsds": bool,
     "worker_interval_seconds": int,
     "http_timeout_seconds": (int, float),
     "access_token_seconds": int,
@@ -196,9 +208,12 @@ def _check(settings: Settings) -> None:
         "worker_interval_seconds",
         "http_timeout_seconds",
         "access_token_seconds",
+        "sync_concurrency",
     ):
         if not getattr(settings, name) > 0:  # also refuses a NaN timeout
             raise ConfigurationError(f"{name} must be positive")
+    if settings.capacity_poll_seconds < 60:
+        raise ConfigurationError("capacity_poll_seconds must be at least 60 (SPEC 4.1)")
 
 
 def _toml_value(value: Any) -> str:

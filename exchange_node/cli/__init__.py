@@ -33,9 +33,19 @@ def main() -> None:
 
 
 def _register() -> None:
-    from exchange_node.cli import clients, conformance, keys, node, openapi, peers, users
+    from exchange_node.cli import (
+        clients,
+        conformance,
+        directory,
+        keys,
+        node,
+        openapi,
+        peers,
+        services,
+        users,
+    )
 
-    for module in (node, peers, keys, users, clients, openapi, conformance):
+    for module in (node, peers, keys, users, clients, services, directory, openapi, conformance):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -10,7 +10,18 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
@@ -155,3 +166,148 @@ class AccessToken(Base):
 
 
 Index("ix_peers_status", Peer.status)
+
+
+class CapacityStatus(StrEnum):
+    """Whether a service can take people now (the protocol's capacity status codes)."""
+
+    CAPACITY = "capacity"
+    NO_CAPACITY = "no-capacity"
+    WAITLIST = "waitlist"
+    ASSESSMENT = "additional-assessment-required"
+
+
+class Service(Base):
+    """A service this node offers: its HSDS 3.1 record and its capacity right now.
+
+    ``record`` is the HSDS 3.1 ``service`` object as published (``capacities`` holds the
+    HSDS ``service_capacity`` numbers); the columns beside it are the protocol's
+    capacity entry. Only ``public`` services appear on the open HSDS endpoint.
+    """
+
+    __tablename__ = "services"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(500))
+    record: Mapped[dict[str, Any]]
+    public: Mapped[bool] = mapped_column(default=False)
+    capacity_status: Mapped[str] = mapped_column(String(32))
+    accepting_referrals: Mapped[bool] = mapped_column(default=False)
+    wait_days: Mapped[int | None]
+    notes: Mapped[str | None] = mapped_column(String(1000))
+    intake_fields: Mapped[list[str]]
+    #: When a person last confirmed the capacity (apart from when it last changed).
+    verified_at: Mapped[int | None]
+    capacity_updated_at: Mapped[int]
+    created_at: Mapped[int]
+    updated_at: Mapped[int]
+
+
+class CapacityPublication(Base):
+    """This node's capacity document: its version and its last signature (one row, id 1).
+
+    ``version`` is raised in the same transaction as every change to ``services``;
+    the document is re-signed when ``signed_version`` lags or half its life is gone,
+    so every web worker serves the same bytes and the same ETag.
+    """
+
+    __tablename__ = "capacity_publication"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int]
+    signed_version: Mapped[int | None]
+    token: Mapped[str | None] = mapped_column(Text)
+    etag: Mapped[str | None] = mapped_column(String(64))
+    issued_at: Mapped[int | None]
+    expires_at: Mapped[int | None]
+
+
+class PeerDirectory(Base):
+    """What this node holds of one peer's capacity document, and how syncing it goes."""
+
+    __tablename__ = "peer_directories"
+
+    peer_id: Mapped[int] = mapped_column(
+        ForeignKey("peers.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int | None]
+    token: Mapped[str | None] = mapped_column(Text)
+    etag: Mapped[str | None] = mapped_column(String(128))
+    issued_at: Mapped[int | None]
+    #: Past this time the held services are shown as stale.
+    expires_at: Mapped[int | None]
+    #: Last successful poll (a new document or 304 Not Modified).
+    synced_at: Mapped[int | None]
+    attempted_at: Mapped[int | None]
+    next_sync_at: Mapped[int | None] = mapped_column(index=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_error_code: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class DirectoryService(Base):
+    """One service of a peer, as its last verified capacity document published it.
+
+    The columns are what search filters and ranks on; ``record`` is the signed HSDS
+    record, untrusted display text. Text search uses ``directory_fts`` (FTS5 on
+    SQLite, tsvector on PostgreSQL), kept by :mod:`exchange_node.services.directory_index`.
+    """
+
+    __tablename__ = "directory_services"
+    __table_args__ = (UniqueConstraint("peer_id", "service_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    peer_id: Mapped[int] = mapped_column(ForeignKey("peers.id", ondelete="CASCADE"), index=True)
+    service_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(500))
+    organization_name: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str] = mapped_column(Text)
+    hsds_status: Mapped[str] = mapped_column(String(32))
+    capacity_status: Mapped[str] = mapped_column(String(32), index=True)
+    accepting_referrals: Mapped[bool]
+    wait_days: Mapped[int | None]
+    notes: Mapped[str | None] = mapped_column(Text)
+    intake_fields: Mapped[list[str]]
+    verified_at: Mapped[int | None]
+    updated_at: Mapped[int]
+    minimum_age: Mapped[int | None]
+    maximum_age: Mapped[int | None]
+    affirming: Mapped[bool]
+    record: Mapped[dict[str, Any]]
+
+
+class DirectoryTag(Base):
+    """A value a directory service can be filtered on exactly: a language or a taxonomy term."""
+
+    __tablename__ = "directory_tags"
+
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("directory_services.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+class DirectoryLocation(Base):
+    """A point where a directory service is offered (locations with public coordinates only)."""
+
+    __tablename__ = "directory_locations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("directory_services.id", ondelete="CASCADE"), index=True
+    )
+    latitude: Mapped[float] = mapped_column(Float)
+    longitude: Mapped[float] = mapped_column(Float)
+
+
+Index("ix_directory_tags_kind_value", DirectoryTag.kind, DirectoryTag.value, DirectoryTag.entry_id)
+Index("ix_directory_locations_latitude", DirectoryLocation.latitude, DirectoryLocation.longitude)
+
+#: Tables kept by hand, per dialect (FTS5 with its shadow tables; tsvector): not in the models.
+SEARCH_INDEX_PREFIX = "directory_fts"
+
+
+def is_modelled_table(name: str | None) -> bool:
+    """False for the full-text tables, which migrations and comparisons must leave alone."""
+    return not (name or "").startswith(SEARCH_INDEX_PREFIX)

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 #: Every scope a client may hold.
-SCOPES = ("capacity:write", "referrals:read", "referrals:write")
+SCOPES = ("capacity:write", "directory:read", "referrals:read", "referrals:write")
 MAX_NAME_LENGTH = 200
 
 # Secrets are 256 random bits, so a fast hash is enough: no dictionary or brute-force

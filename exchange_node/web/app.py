@@ -15,7 +15,15 @@ from flask import Flask
 
 from exchange_node.node import Node
 from exchange_node.settings import Settings, load_settings
-from exchange_node.web import federation, health, oauth, problems
+from exchange_node.web import (
+    api_directory,
+    api_services,
+    federation,
+    health,
+    hsds,
+    oauth,
+    problems,
+)
 from exchange_node.web.context import EXTENSION
 
 
@@ -41,4 +49,7 @@ def create_app(
     app.register_blueprint(health.blueprint)
     app.register_blueprint(federation.blueprint)
     app.register_blueprint(oauth.blueprint)
+    app.register_blueprint(api_services.blueprint)
+    app.register_blueprint(api_directory.blueprint)
+    app.register_blueprint(hsds.blueprint)
     return app

@@ -50,7 +50,7 @@ def test_secret_is_random_and_stored_only_as_a_hash(clinic_node: TestNode) -> No
     ("name", "scopes", "message"),
     [
         ("Beds", ["capacity:read"], "unknown scope capacity:read: choose from capacity:write, "
-         "referrals:read, referrals:write"),
+         "directory:read, referrals:read, referrals:write"),
         ("Beds", [], "at least one scope: choose from capacity:write"),
         ("Beds", [" "], "at least one scope"),
         ("  ", ["capacity:write"], "a client name needs 1 to 200 characters"),
@@ -147,8 +147,8 @@ def test_cli_revoke(clinic_node: TestNode) -> None:
     ("args", "message"),
     [
         (["client", "add", "Beds", "--scope", "capacity:read"],
-         "Error: unknown scope capacity:read: choose from capacity:write, referrals:read, "
-         "referrals:write [invalid_request]"),
+         "Error: unknown scope capacity:read: choose from capacity:write, directory:read, "
+         "referrals:read, referrals:write [invalid_request]"),
         (["client", "add", "Beds"], "Error: a client needs at least one scope"),
         (["client", "revoke", "nope"], "Error: no client nope: see 'exchange-node client list'"),
     ],

@@ -13,7 +13,7 @@ from sqlalchemy import inspect, text
 
 from exchange_node.db import Database, normalize_url
 from exchange_node.db.migrate import alembic_config, check_migrated, current_revision, upgrade
-from exchange_node.db.models import Base, OwnKey
+from exchange_node.db.models import Base, OwnKey, is_modelled_table
 from exchange_node.errors import NotInitializedError, StorageError
 from exchange_node.node import Node
 from exchange_node.settings import load_settings, write_config
@@ -31,7 +31,12 @@ def database(database_url: Callable[[str], str]) -> Iterator[Database]:
 
 def differences(database: Database) -> list[object]:
     with database.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={
+                "compare_type": True,
+                "include_name": lambda name, kind, _parents: (
+                    kind != "table" or is_modelled_table(name)
+                ),
+            },)
         return list(compare_metadata(context, Base.metadata))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from exchange_node.db.models import Base
+from exchange_node.db.models import Base, is_modelled_table
 
 engine = context.config.attributes["engine"]
 with engine.begin() as connection:
@@ -13,6 +13,7 @@ with engine.begin() as connection:
         target_metadata=Base.metadata,
         render_as_batch=engine.dialect.name == "sqlite",
         compare_type=True,
+        include_name=lambda name, kind, _parents: kind != "table" or is_modelled_table(name),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -1,0 +1,7 @@
+"""``exchange-node directory search``: search trusted peers' services held locally."""
+
+from __future__ import annotations
+
+import click
+
+COMMANDS: list[click.Command] = []
