@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import update
 from werkzeug.test import TestResponse
 
 from exchange_node.db import normalize_url
+from exchange_node.db.models import CapacityPublication, Service
 from exchange_node.node import Node
 from exchange_node.protocol.keys import NodeKey
 from exchange_node.services import peers
@@ -71,6 +74,55 @@ class TestNode:
 
     def client(self) -> FlaskClient:
         return self.app.test_client()
+
+    def publish(
+        self,
+        record: Mapping[str, Any] | None = None,
+        *,
+        status: str = "capacity",
+        accepting: bool = True,
+        intake_fields: Sequence[str] = ("given_name", "phone"),
+        wait_days: int | None = None,
+        notes: str | None = None,
+        verified_at: int | None = None,
+        public: bool = False,
+    ) -> str:
+        """Store a service (a valid HSDS record) with its capacity, raising the version.
+
+        Goes straight to the tables, so tests of sync and search do not depend on
+        the catalog's commands; returns the service id.
+        """
+        record = dict(record or hsds_service("Counselling"))
+        now = self.node.now()
+        with self.node.database.session() as session:
+            session.add(
+                Service(
+                    id=record["id"],
+                    name=record["name"],
+                    record=record,
+                    public=public,
+                    capacity_status=status,
+                    accepting_referrals=accepting,
+                    wait_days=wait_days,
+                    notes=notes,
+                    intake_fields=list(intake_fields),
+                    verified_at=verified_at,
+                    capacity_updated_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            session.execute(
+                update(CapacityPublication)
+                .where(CapacityPublication.id == 1)
+                .values(version=CapacityPublication.version + 1)
+            )
+        return str(record["id"])
+
+
+def hsds_service(name: str, **members: Any) -> dict[str, Any]:
+    """A minimal valid HSDS 3.1 service record with a fresh UUID, plus ``members``."""
+    return {"id": str(uuid.uuid4()), "name": name, "status": "active", **members}
 
 
 @dataclass

@@ -34,6 +34,8 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_capacity_publication")),
     )
+    # The one row of the publication: version 1 is the empty document.
+    op.execute("INSERT INTO capacity_publication (id, version) VALUES (1, 1)")
     op.create_table(
         "services",
         sa.Column("id", sa.String(length=36), nullable=False),
