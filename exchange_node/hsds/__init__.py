@@ -51,9 +51,13 @@ def schema_problems(record: Any) -> dict[str, list[str]]:
         return {}
     problems: dict[str, list[str]] = {}
     for error in validator.iter_errors(record):
-        path = [str(part).replace("~", "~0").replace("/", "~1") for part in error.instance_path]
-        pointer = "".join("/" + part for part in path)
-        problems.setdefault(pointer, []).append(str(error.message)[:300])
+        path = [str(part) for part in error.instance_path]
+        reason = str(error.message)[:300]
+        if type(error.kind).__name__ == "Required":  # point at the missing member itself
+            path.append(str(error.kind.property))
+            reason = "required"
+        pointer = "".join("/" + part.replace("~", "~0").replace("/", "~1") for part in path)
+        problems.setdefault(pointer, []).append(reason)
     return problems
 
 
