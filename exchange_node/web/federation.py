@@ -1,4 +1,5 @@
-"""Endpoints other nodes call: identity, peering requests, and how this node sees the caller.
+"""Endpoints other nodes call: identity, peering requests, how this node sees the caller,
+and the capacity document.
 
 Requests from peers are authenticated in one place, :func:`from_trusted_peer`,
 which runs :func:`~exchange_node.services.federation_auth.authenticate_peer_request`
@@ -15,10 +16,15 @@ from urllib.parse import quote
 from flask import Blueprint, Response, request
 
 from exchange_node.node import Node
-from exchange_node.protocol.entity import ENTITY_CONFIGURATION_MEDIA_TYPE, WELL_KNOWN_PATH
+from exchange_node.protocol.capacity import CAPACITY_MEDIA_TYPE
+from exchange_node.protocol.entity import (
+    CAPACITY_PATH,
+    ENTITY_CONFIGURATION_MEDIA_TYPE,
+    WELL_KNOWN_PATH,
+)
 from exchange_node.protocol.errors import MalformedError
 from exchange_node.protocol.statements import PEERING_REQUEST_MEDIA_TYPE
-from exchange_node.services import peers
+from exchange_node.services import peers, publication
 from exchange_node.services.federation_auth import AuthenticatedPeer, authenticate_peer_request
 from exchange_node.web.context import current_node
 
@@ -91,3 +97,19 @@ def peering_request() -> tuple[dict[str, str], int]:
 def peer_status(node: Node, peer: AuthenticatedPeer) -> dict[str, str]:
     """How this node sees the (trusted) caller: lets a peer's administrator check the link."""
     return {"entity_id": peer.entity_id, "status": peer.status, "seen_by": node.settings.url}
+
+
+@blueprint.get(CAPACITY_PATH)
+@from_trusted_peer
+def capacity_document(node: Node, peer: AuthenticatedPeer) -> Response:
+    """This node's signed capacity document (SPEC 4.1); ``304`` when the caller holds it."""
+    with node.database.session() as session:
+        document = publication.current_document(node, session)
+    if request.if_none_match.contains_weak(document.etag.strip('"')):
+        response = Response(status=304)
+    else:
+        response = Response(document.token, content_type=CAPACITY_MEDIA_TYPE)
+    response.headers["ETag"] = document.etag
+    response.cache_control.private = True
+    response.cache_control.no_cache = True
+    return response

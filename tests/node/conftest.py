@@ -142,8 +142,10 @@ class Federation:
         values |= {"database_url": self.database_url(name), "key_overlap_seconds": 3600}
         chosen = load_settings(home, environ={}, **(values | settings))
         initialize_node(chosen, self.clock(), (*IDENTITY, "database_url", "key_overlap_seconds"))
-        node = Node.open(
-            load_settings(home, environ={}), transport=self.transport, clock=self.clock
+        node = Node.open(  # what node.toml keeps, plus the settings it does not
+            load_settings(home, environ={}, **settings),
+            transport=self.transport,
+            clock=self.clock,
         )
         test_node = TestNode(node, create_app(node=node))
         self.transport.apps[url] = test_node.app
