@@ -1,21 +1,37 @@
-"""Requests this node makes to peers: fetching entity configurations, signed calls.
+"""Requests this node makes to peers: entity configurations, capacity documents, signed calls.
 
 Every call to a peer endpoint is signed with RFC 9421 (the ``exchange`` profile);
 a problem-details answer becomes :class:`PeerRefusedError` with the peer's code,
-anything that is not the protocol becomes :class:`PeerUnreachableError`.
+anything that is not the protocol becomes :class:`PeerUnreachableError`. Nothing
+fetched here is verified here: the caller verifies before it trusts.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from exchange_node.errors import PeerRefusedError, PeerUnreachableError
+from exchange_node.protocol.capacity import CAPACITY_MEDIA_TYPE
 from exchange_node.protocol.entity import ENTITY_CONFIGURATION_MEDIA_TYPE, WELL_KNOWN_PATH
 from exchange_node.protocol.httpsig import sign_request
 from exchange_node.protocol.keys import NodeKey
 from exchange_node.protocol.limits import Limits
 from exchange_node.transport import HttpResponse, Transport
+
+#: An entity tag as RFC 9110 section 8.8.3 allows it, short enough to store and send back.
+_ETAG = re.compile(r'(W/)?"[\x21\x23-\x7e]{0,120}"')
+
+
+@dataclass(frozen=True)
+class CapacityResponse:
+    """A peer's answer to a capacity poll: ``200`` with the (unverified) token, or ``304``."""
+
+    status: int
+    token: str | None
+    etag: str | None
 
 
 @dataclass(frozen=True)
@@ -51,24 +67,63 @@ class FederationClient:
         body: bytes = b"",
         content_type: str | None = None,
         accept: str = "application/json",
+        extra_headers: Mapping[str, str] | None = None,
+        max_bytes: int | None = None,
     ) -> HttpResponse:
-        """Send a request signed with this node's ``key``; problems become errors."""
-        headers = {"Accept": accept}
+        """Send a request signed with this node's ``key``; problems become errors.
+
+        ``extra_headers`` (such as ``If-None-Match``) are sent but not signed; the
+        response is capped at ``max_bytes`` (default: the largest request body).
+        """
+        headers = {"Accept": accept, **(extra_headers or {})}
         if content_type:
             headers["Content-Type"] = content_type
         headers |= sign_request(method, url, headers, body, key=key, now=now, limits=self.limits)
         response = self.transport.send(
-            method, url, headers, body, max_bytes=self.limits.max_body_bytes
+            method, url, headers, body, max_bytes=max_bytes or self.limits.max_body_bytes
         )
         self._raise_for_problem(url, response)
         return response
+
+    def fetch_capacity(
+        self, url: str, *, key: NodeKey, now: int, etag: str | None = None
+    ) -> CapacityResponse:
+        """Poll a peer's capacity document (SPEC 4.1), conditionally when ``etag`` is held.
+
+        Raises:
+            PeerRefusedError: the peer answered with a problem (4xx, or 5xx with a code).
+            PeerUnreachableError: no answer, or one that is not the protocol.
+        """
+        response = self.signed_request(
+            "GET",
+            url,
+            key=key,
+            now=now,
+            accept=CAPACITY_MEDIA_TYPE,
+            extra_headers={"If-None-Match": etag} if etag else None,
+            max_bytes=self.limits.max_token_bytes,
+        )
+        served_etag = _header(response, "etag")
+        if served_etag is not None and not _ETAG.fullmatch(served_etag):
+            served_etag = None  # never stored nor sent back: it is not an entity tag
+        if response.status == 304 and etag:
+            return CapacityResponse(304, None, served_etag or etag)
+        if response.status != 200:
+            raise PeerUnreachableError(
+                f"{url} answered a capacity poll with HTTP {response.status}"
+            )
+        try:
+            token = response.body.decode("ascii").strip()
+        except UnicodeDecodeError as e:
+            raise PeerUnreachableError(f"{url} served a capacity document that is not text") from e
+        return CapacityResponse(200, token, served_etag)
 
     @staticmethod
     def _raise_for_problem(url: str, response: HttpResponse) -> None:
         if response.status < 400:
             return
         code, detail = "unknown", f"HTTP {response.status}"
-        content_type = {k.lower(): v for k, v in response.headers.items()}.get("content-type", "")
+        content_type = _header(response, "content-type") or ""
         if content_type.startswith("application/problem+json"):
             try:
                 problem = json.loads(response.body)
@@ -79,3 +134,8 @@ class FederationClient:
         if response.status >= 500 and code == "unknown":
             raise PeerUnreachableError(f"{url} failed with HTTP {response.status}")
         raise PeerRefusedError(f"{url} refused: {code}: {detail}", code, response.status)
+
+
+def _header(response: HttpResponse, name: str) -> str | None:
+    """A response header by its lower-case name (transports differ in how they spell names)."""
+    return next((v for k, v in response.headers.items() if k.lower() == name), None)

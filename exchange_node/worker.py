@@ -1,14 +1,17 @@
 """The background worker: periodic upkeep that no request waits for.
 
 Each round refreshes the peers that are due (which is how key rotations are
-followed), with backoff for failing ones, and forgets expired nonces. It runs
-in the ``serve`` process by default, or alone as ``exchange-node worker``.
+followed), with backoff for failing ones, polls the capacity documents of the
+trusted peers that are due (:mod:`exchange_node.services.directory_sync`), and
+forgets expired nonces. It runs in the ``serve`` process by default, or alone as
+``exchange-node worker``.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select
@@ -17,7 +20,7 @@ from exchange_node.db.models import Peer, PeerStatus
 from exchange_node.errors import ExchangeError
 from exchange_node.node import Node
 from exchange_node.protocol.errors import ProtocolError
-from exchange_node.services import peers
+from exchange_node.services import directory_sync, peers
 from exchange_node.services.federation_auth import forget_expired_nonces
 
 log = logging.getLogger("exchange_node.worker")
@@ -28,6 +31,10 @@ class RoundReport:
     refreshed: int
     failed: int
     nonces_forgotten: int
+    #: Capacity polls: a new version stored / nothing new (304 or a re-signature) / failed.
+    synced: int = 0
+    unchanged: int = 0
+    sync_failed: int = 0
 
 
 def run_round(node: Node) -> RoundReport:
@@ -51,7 +58,15 @@ def run_round(node: Node) -> RoundReport:
             except (ExchangeError, ProtocolError) as e:
                 failed += 1
                 log.warning("refreshing %s failed: %s", entity_id, e.code)
-    return RoundReport(refreshed, failed, forgotten)
+    outcomes = Counter(result.outcome for result in directory_sync.sync_round(node))
+    return RoundReport(
+        refreshed,
+        failed,
+        forgotten,
+        synced=outcomes[directory_sync.UPDATED],
+        unchanged=outcomes[directory_sync.UNCHANGED],
+        sync_failed=outcomes[directory_sync.FAILED],
+    )
 
 
 def run_forever(node: Node, stop: threading.Event) -> None:
@@ -61,6 +76,13 @@ def run_forever(node: Node, stop: threading.Event) -> None:
             report = run_round(node)
             if report.refreshed or report.failed:
                 log.info("worker round: %s refreshed, %s failed", report.refreshed, report.failed)
+            if report.synced or report.sync_failed:
+                log.info(
+                    "worker round: %s capacity documents updated, %s unchanged, %s failed",
+                    report.synced,
+                    report.unchanged,
+                    report.sync_failed,
+                )
         except ExchangeError as e:
             log.error("worker round failed: %s", e.code)
         stop.wait(node.settings.worker_interval_seconds)

@@ -143,7 +143,10 @@ def run_worker(home: Path | None, once: bool) -> None:
     )
     if once:
         report = worker.run_round(node)
-        click.echo(f"{report.refreshed} peers refreshed, {report.failed} failed")
+        click.echo(
+            f"{report.refreshed} peers refreshed, {report.failed} failed; capacity: "
+            f"{report.synced} updated, {report.unchanged} unchanged, {report.sync_failed} failed"
+        )
         return
     stop = threading.Event()
     try:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from exchange_node.db.models import Peer, PeerKey, PeerStatus
+from exchange_node.db.models import Peer, PeerDirectory, PeerKey, PeerStatus
 from exchange_node.errors import (
     ConflictError,
     ExchangeError,
@@ -36,6 +36,7 @@ from exchange_node.protocol.statements import (
     sign_peering_request,
     verify_peering_request,
 )
+from exchange_node.services.directory_index import clear_peer_services
 from exchange_node.services.federation_auth import remember_nonce
 
 #: Status changes an administrator may make, from -> allowed targets.
@@ -183,6 +184,9 @@ def accept_peer(node: Node, session: Session, entity_id: str, thumbprint: str) -
 def change_status(node: Node, session: Session, entity_id: str, status: str) -> Peer:
     """Suspend, resume (back to trusted) or remove a peer.
 
+    Removing forgets the peer's services and its capacity document; a suspended
+    peer's are kept (search hides them) until it is resumed or removed.
+
     Raises:
         NotFoundError, ConflictError: naming the changes that are allowed.
     """
@@ -191,6 +195,9 @@ def change_status(node: Node, session: Session, entity_id: str, status: str) -> 
         allowed = ", ".join(sorted(STATUS_CHANGES[peer.status])) or "none"
         raise ConflictError(f"{peer.entity_id} is {peer.status}; it can become: {allowed}")
     peer.status, peer.updated_at = status, node.now()
+    if status == PeerStatus.REMOVED:
+        clear_peer_services(session, peer.id)
+        session.execute(delete(PeerDirectory).where(PeerDirectory.peer_id == peer.id))
     return peer
 
 

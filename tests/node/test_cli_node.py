@@ -207,7 +207,10 @@ def test_unknown_peer_is_one_line(home: Path) -> None:
 def test_worker_once_reports_its_round(home: Path) -> None:
     init(home)
     result = run("worker", "--once", "--home", str(home))
-    assert (result.exit_code, result.output) == (0, "0 peers refreshed, 0 failed\n")
+    assert (result.exit_code, result.output) == (
+        0,
+        "0 peers refreshed, 0 failed; capacity: 0 updated, 0 unchanged, 0 failed\n",
+    )
 
 
 def test_init_exist_ok_accepts_the_same_node_and_refuses_another(home: Path) -> None:

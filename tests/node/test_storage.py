@@ -31,12 +31,15 @@ def database(database_url: Callable[[str], str]) -> Iterator[Database]:
 
 def differences(database: Database) -> list[object]:
     with database.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={
+        context = MigrationContext.configure(
+            connection,
+            opts={
                 "compare_type": True,
                 "include_name": lambda name, kind, _parents: (
                     kind != "table" or is_modelled_table(name)
                 ),
-            },)
+            },
+        )
         return list(compare_metadata(context, Base.metadata))
 
 

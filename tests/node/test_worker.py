@@ -1,4 +1,5 @@
-"""The worker's round: refresh due peers, back off failing ones, forget expired nonces."""
+"""The worker's round: refresh due peers, back off failing ones, sync capacity documents,
+forget expired nonces."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import threading
 from typing import TYPE_CHECKING
 
 import pytest
+from sqlalchemy import func, select
 
 from exchange_node import worker
 from exchange_node.db import Database
-from exchange_node.db.models import OwnKey, Peer, PeerStatus, SeenNonce
+from exchange_node.db.models import DirectoryService, OwnKey, Peer, PeerStatus, SeenNonce
 from exchange_node.protocol.httpsig import sign_request
 from exchange_node.protocol.keys import dump_private_keys
 from exchange_node.services import peers
@@ -19,6 +21,7 @@ if TYPE_CHECKING:  # imported by name, pytest would try to collect the Test* cla
     from tests.node.conftest import TestClock, TestNode
 
 REFRESH = 3_600  # the default peer_refresh_seconds
+POLL = 300  # the default capacity_poll_seconds
 PEER_STATUS = "/federation/v1/peer-status"
 
 
@@ -41,12 +44,20 @@ def ask_peer_status(sender: TestNode, receiver: TestNode) -> None:
     node.client.signed_request("GET", receiver.url + PEER_STATUS, key=key, now=node.now())
 
 
+def refresh_counts(report: worker.RoundReport) -> tuple[int, int, int]:
+    return report.refreshed, report.failed, report.nonces_forgotten
+
+
+def sync_counts(report: worker.RoundReport) -> tuple[int, int, int]:
+    return report.synced, report.unchanged, report.sync_failed
+
+
 def test_round_refreshes_only_peers_that_are_due(
     community: TestNode, clinic: TestNode, clock: TestClock
 ) -> None:
     assert worker.run_round(community.node).refreshed == 0
     clock.advance(REFRESH)
-    assert worker.run_round(community.node) == worker.RoundReport(1, 0, 0)
+    assert refresh_counts(worker.run_round(community.node)) == (1, 0, 0)
     peer = peer_of(community, clinic)
     assert (peer.refreshed_at, peer.next_refresh_at) == (clock(), clock() + REFRESH)
 
@@ -120,13 +131,41 @@ def test_peer_listing_another_peers_key_is_refused_and_recorded(
         )
 
     clock.advance(REFRESH)
-    assert worker.run_round(community.node) == worker.RoundReport(1, 1, 0)
+    assert refresh_counts(worker.run_round(community.node)) == (1, 1, 0)
     school_peer = peer_of(community, school)
     assert school_peer.last_error is not None
     assert school_peer.last_error.startswith("conflict:")
     assert (school_peer.refresh_failures, [key.kid for key in school_peer.keys]) == (1, school_keys)
     assert school_peer.next_refresh_at is not None
     assert school_peer.next_refresh_at < clock() + REFRESH  # backed off, retried sooner
+
+
+def test_round_syncs_the_capacity_documents_that_are_due(
+    community: TestNode, clinic: TestNode, clock: TestClock
+) -> None:
+    clinic.publish()
+    assert sync_counts(worker.run_round(community.node)) == (1, 0, 0)
+    assert sync_counts(worker.run_round(community.node)) == (0, 0, 0)  # not due yet
+    clock.advance(POLL * 11 // 10)
+    assert sync_counts(worker.run_round(community.node)) == (0, 1, 0)  # 304
+    clinic.publish()
+    clock.advance(POLL * 11 // 10)
+    assert sync_counts(worker.run_round(community.node)) == (1, 0, 0)
+    with community.node.database.session() as session:
+        assert session.scalar(select(func.count()).select_from(DirectoryService)) == 2
+
+
+def test_a_failing_capacity_sync_does_not_stop_the_round(
+    federation: Federation, community: TestNode, clinic: TestNode
+) -> None:
+    school = federation.add("school", "school")
+    federation.peer(community, school)
+    school.publish()
+    del federation.transport.apps[clinic.url]
+    report = worker.run_round(community.node)
+    assert sync_counts(report) == (1, 0, 1)
+    with community.node.database.session() as session:
+        assert session.scalar(select(func.count()).select_from(DirectoryService)) == 1
 
 
 def test_round_forgets_nonces_once_their_signatures_expired(
