@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -40,13 +41,22 @@ class RequestsTransport:
     link-local or otherwise non-global address is refused: the peering endpoint fetches
     a URL named by an unverified request, and must not be turned against the node's own
     network (server-side request forgery). The check runs before each request.
+    Each thread has its own ``requests`` session (the directory sync polls peers from
+    several threads, and a session is not documented as thread-safe).
     """
 
     def __init__(self, timeout: float, *, allow_private: bool = False) -> None:
         self.timeout = timeout
         self.allow_private = allow_private
-        self._session = requests.Session()
-        self._session.trust_env = False  # no proxies or .netrc from the environment
+        self._local = threading.local()
+
+    @property
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.trust_env = False  # no proxies or .netrc from the environment
+        return session
 
     def send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes, *, max_bytes: int
@@ -63,14 +73,14 @@ class RequestsTransport:
                 allow_redirects=False,
                 stream=True,
             ) as response:
-                content = b""
+                content = bytearray()
                 for chunk in response.iter_content(chunk_size=65_536):
                     content += chunk
                     if len(content) > max_bytes:
                         raise PeerUnreachableError(
                             f"{_origin(url)} answered with more than {max_bytes} bytes"
                         )
-                return HttpResponse(response.status_code, dict(response.headers), content)
+                return HttpResponse(response.status_code, dict(response.headers), bytes(content))
         except requests.RequestException as e:
             raise PeerUnreachableError(
                 f"{_origin(url)} cannot be reached: {type(e).__name__}"
