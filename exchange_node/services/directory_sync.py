@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from exchange_node.db.models import DirectoryService, Peer, PeerDirectory, PeerStatus
@@ -236,10 +237,7 @@ def _record(node: Node, target: _Target, fetched: _Fetched | _Failure) -> SyncRe
             raise NotFoundError(f"{target.entity_id} was deleted while it was synced")
         if peer.status != PeerStatus.TRUSTED:  # suspended or removed during the poll
             return SyncResult(FAILED, _held(session, peer, now))
-        directory = session.get(PeerDirectory, peer.id, with_for_update=True)
-        if directory is None:
-            directory = PeerDirectory(peer_id=peer.id, failures=0)
-            session.add(directory)
+        directory = _locked_directory(session, peer.id)
         directory.attempted_at = now
         poll_seconds = node.settings.capacity_poll_seconds
         stored = _store(session, peer, directory, fetched, node.settings.limits)
@@ -303,6 +301,24 @@ def _record_failure(
     directory.failures += 1
     directory.last_error_code, directory.last_error = failure.code[:64], failure.detail[:500]
     directory.next_sync_at = next_sync_at(poll_seconds, now, failures=directory.failures)
+
+
+def _locked_directory(session: Session, peer_id: int) -> PeerDirectory:
+    """The peer's directory row, created if missing, locked for this transaction.
+
+    ``ON CONFLICT DO NOTHING`` lets the worker and ``directory sync`` create the first
+    row at the same moment without a unique-key error.
+    """
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(
+        insert(PeerDirectory).values(peer_id=peer_id, failures=0).on_conflict_do_nothing()
+    )
+    return session.execute(
+        select(PeerDirectory)
+        .where(PeerDirectory.peer_id == peer_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
 
 
 def _held(session: Session, peer: Peer, now: int) -> HeldDirectory:
