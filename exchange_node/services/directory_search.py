@@ -1,0 +1,450 @@
+"""Federated search: trusted peers' services held locally, filtered and ranked in the database.
+
+Nothing leaves the node: the criteria are run against the capacity documents
+already synced (SPEC 4.1), and they are never logged. Only services of peers
+whose status is ``trusted`` are found (a suspended, pending or removed peer's
+services are hidden) and ``defunct`` services never are.
+
+Filters, all combined with AND: text (each word, prefix-matched, in the name,
+description or areas, through the full-text index: FTS5 on SQLite, ``tsvector``
+on PostgreSQL; words are runs of letters, digits and marks, quoted, so no user
+input reaches the query syntax), categories (taxonomy term code or name; any of
+them), language (code or name), age (inside the published range; a missing bound
+is open), area (words of the service areas and addresses), distance from a point
+(a bounding box on the locations in SQL, then the exact haversine distance on the
+few candidates), capacity statuses (any of them), accepting referrals, affirming
+care, and the peer's organization kind.
+
+Ranking, in this order:
+
+1. fresh before stale: a peer's services are stale once its document has
+   expired (or none is held); what a stale document says may no longer hold;
+2. availability: accepting referrals with capacity, then accepting with a
+   waitlist or an assessment first, then the rest (no capacity, not accepting);
+3. fresher first, by day (UTC): ``verified_at`` (when a person confirmed it),
+   falling back to ``updated_at``;
+4. text relevance (when there is text: a word in the name weighs most), then
+   name, then the row id, so that pages are stable.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    column,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    table,
+)
+from sqlalchemy.orm import Session
+
+from exchange_node.db.models import (
+    CapacityStatus,
+    DirectoryLocation,
+    DirectoryService,
+    DirectoryTag,
+    Peer,
+    PeerDirectory,
+    PeerStatus,
+)
+from exchange_node.errors import InvalidRequestError
+from exchange_node.protocol.wire import ORGANIZATION_KINDS
+from exchange_node.services.directory_index import LANGUAGE, TAXONOMY, is_sqlite
+
+MAX_TEXT = 200
+MAX_WORDS = 10
+MAX_CATEGORIES = 10
+MAX_TAG = 255
+MAX_AGE = 200
+MAX_RADIUS_KM = 500.0
+DEFAULT_RADIUS_KM = 25.0
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+MAX_OFFSET = 10_000
+EARTH_RADIUS_KM = 6371.0088
+DAY = 86_400
+CAPACITY_STATUSES = tuple(status.value for status in CapacityStatus)
+WAITING = (CapacityStatus.WAITLIST.value, CapacityStatus.ASSESSMENT.value)
+
+#: What a result shows of a directory row (not the signed record, which can be large).
+_SHOWN = [
+    getattr(DirectoryService, name)
+    for name in (
+        "service_id", "name", "organization_name", "description", "hsds_status",
+        "capacity_status", "accepting_referrals", "wait_days", "notes", "intake_fields",
+        "verified_at", "updated_at",
+    )
+]  # fmt: skip
+_SQLITE_FTS = table("directory_fts", column("rowid"))
+_POSTGRES_FTS = table("directory_fts", column("entry_id"), column("document"), column("areas"))
+
+
+@dataclass(frozen=True)
+class DirectoryQuery:
+    """What a caseworker looks for; every member is optional (None or empty: no filter)."""
+
+    text: str | None = None
+    categories: tuple[str, ...] = ()
+    language: str | None = None
+    age: int | None = None
+    area: str | None = None
+    near: tuple[float, float] | None = None
+    radius_km: float = DEFAULT_RADIUS_KM
+    statuses: tuple[str, ...] = ()
+    accepting: bool | None = None
+    affirming: bool | None = None
+    peer_kind: str | None = None
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One service found, with its peer, its capacity and how fresh that is."""
+
+    peer_entity_id: str
+    peer_organization: str
+    peer_kind: str
+    service_id: str
+    name: str
+    organization_name: str
+    description: str
+    hsds_status: str
+    capacity_status: str
+    accepting_referrals: bool
+    wait_days: int | None
+    notes: str | None
+    intake_fields: list[str]
+    verified_at: int | None
+    updated_at: int
+    #: The peer's document has expired, or none is held.
+    stale: bool
+    #: When the peer's document expired, if it has.
+    stale_since: int | None
+    verified_days_ago: int | None
+    distance_km: float | None
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    results: tuple[SearchResult, ...]
+    total: int
+    limit: int
+    offset: int
+    query: DirectoryQuery = field(repr=False)
+
+
+def parse_point(value: str) -> tuple[float, float]:
+    """``"LAT,LON"`` as numbers (ranges are checked by :func:`search`).
+
+    Raises:
+        InvalidRequestError: not two numbers separated by a comma.
+    """
+    parts = value.split(",")
+    try:
+        latitude, longitude = (float(part) for part in parts)
+    except ValueError:
+        latitude = longitude = math.nan
+    if len(parts) != 2 or not (math.isfinite(latitude) and math.isfinite(longitude)):
+        raise InvalidRequestError(
+            "near must be LAT,LON in decimal degrees, like 51.5,-0.12",
+            {"/near": ["must be two numbers: latitude,longitude"]},
+        )
+    return latitude, longitude
+
+
+def search(session: Session, query: DirectoryQuery, *, now: int) -> SearchPage:
+    """Services of trusted peers matching ``query``, best first (see the module docstring).
+
+    Raises:
+        InvalidRequestError: a criterion is out of range, naming it and why.
+    """
+    _check(query)
+    matching, relevance = _matching(session, query)
+    ranked = _ranked(session, matching, relevance, now)
+    page: list[tuple[int, float | None]]
+    if query.near is None:
+        rows = session.execute(ranked.limit(query.limit).offset(query.offset)).all()
+        page = [(row.id, None) for row in rows]
+        short = len(rows) < query.limit and (rows or not query.offset)
+        total = query.offset + len(rows) if short else _count(session, matching)
+    else:
+        page, total = _page_near(session, ranked, query)
+    return SearchPage(_load(session, page, now), total, query.limit, query.offset, query)
+
+
+def words(text: str) -> list[str]:
+    """The searchable words of ``text``: runs of letters, digits and combining marks, lowered."""
+    cleaned = "".join(c if unicodedata.category(c)[0] in "LNM" else " " for c in text.lower())
+    return cleaned.split()
+
+
+def _check(query: DirectoryQuery) -> None:
+    problems: dict[str, list[str]] = {}
+    for name, text in (("q", query.text), ("area", query.area)):
+        if text is not None and len(text) > MAX_TEXT:
+            problems[f"/{name}"] = [f"at most {MAX_TEXT} characters"]
+        elif text is not None and not words(text):
+            problems[f"/{name}"] = ["has no letters or digits to search for"]
+        elif text is not None and len(words(text)) > MAX_WORDS:
+            problems[f"/{name}"] = [f"at most {MAX_WORDS} words"]
+    if len(query.categories) > MAX_CATEGORIES:
+        problems["/category"] = [f"at most {MAX_CATEGORIES} categories"]
+    tags = [("category", value) for value in query.categories]
+    tags += [("language", query.language)] if query.language is not None else []
+    for member, tag in tags:
+        if not tag.strip() or len(tag) > MAX_TAG:
+            problems.setdefault(f"/{member}", []).append(f"1 to {MAX_TAG} characters")
+    unknown = sorted(set(query.statuses) - set(CAPACITY_STATUSES))
+    if unknown:
+        problems["/status"] = [
+            f"unknown {', '.join(unknown)}: one of {', '.join(CAPACITY_STATUSES)}"
+        ]
+    if query.peer_kind is not None and query.peer_kind not in ORGANIZATION_KINDS:
+        problems["/peer_kind"] = [f"one of {', '.join(ORGANIZATION_KINDS)}"]
+    ranges: list[tuple[str, float | None, float, float]] = [
+        ("age", query.age, 0, MAX_AGE),
+        ("limit", query.limit, 1, MAX_LIMIT),
+        ("offset", query.offset, 0, MAX_OFFSET),
+        ("radius_km", query.radius_km, 0.1, MAX_RADIUS_KM),
+        ("near", query.near and query.near[0], -90, 90),
+        ("near", query.near and query.near[1], -180, 180),
+    ]
+    for name, value, low, high in ranges:
+        if value is not None and not low <= value <= high:
+            problems.setdefault(f"/{name}", []).append(f"must be from {low} to {high}")
+    if problems:
+        first = next(iter(problems))
+        raise InvalidRequestError(f"{first[1:]}: {problems[first][0]}", problems)
+
+
+def _matching(session: Session, query: DirectoryQuery) -> tuple[Select[Any], ColumnElement[Any]]:
+    """Ids of the services of trusted peers matching ``query``, and the relevance key."""
+    service = DirectoryService
+    peers = select(Peer.id).where(Peer.status == PeerStatus.TRUSTED.value)
+    if query.peer_kind is not None:
+        peers = peers.where(Peer.organization_kind == query.peer_kind)
+    statement = (
+        select(service.id)
+        .where(service.peer_id.in_(peers), service.hsds_status != "defunct")
+        .where(*_filters(query))
+    )
+    return _full_text(session, statement, query)
+
+
+def _ranked(
+    session: Session, matching: Select[Any], relevance: ColumnElement[Any], now: int
+) -> Select[Any]:
+    """The matches with their ranking keys (all ascending: lower is better), best first."""
+    service = DirectoryService
+    accepting = service.accepting_referrals.is_(True)
+    name = service.name if is_sqlite(session) else service.name.collate("C")
+    keys: list[ColumnElement[Any]] = [
+        case((_stale(now), 1), else_=0).label("stale"),
+        case(
+            (and_(accepting, service.capacity_status == CapacityStatus.CAPACITY.value), 0),
+            (and_(accepting, service.capacity_status.in_(WAITING)), 1),
+            else_=2,
+        ).label("availability"),
+        (-(func.coalesce(service.verified_at, service.updated_at) // DAY)).label("freshness"),
+        relevance.label("relevance"),
+        name.label("name"),
+        service.id.label("tiebreak"),
+    ]
+    statement = matching.outerjoin(PeerDirectory, PeerDirectory.peer_id == service.peer_id)
+    return statement.add_columns(*keys).order_by(*keys)
+
+
+def _filters(query: DirectoryQuery) -> list[ColumnElement[bool]]:
+    service = DirectoryService
+    filters: list[ColumnElement[bool]] = []
+    if query.categories:
+        filters.append(_tagged(TAXONOMY, [value.strip().lower() for value in query.categories]))
+    if query.language is not None:
+        filters.append(_tagged(LANGUAGE, [query.language.strip().lower()]))
+    if query.age is not None:
+        filters.append(or_(service.minimum_age.is_(None), service.minimum_age <= query.age))
+        filters.append(or_(service.maximum_age.is_(None), service.maximum_age >= query.age))
+    if query.statuses:
+        filters.append(service.capacity_status.in_(query.statuses))
+    if query.accepting is not None:
+        filters.append(service.accepting_referrals.is_(query.accepting))
+    if query.affirming is not None:
+        filters.append(service.affirming.is_(query.affirming))
+    return filters
+
+
+def _tagged(kind: str, values: Sequence[str]) -> ColumnElement[bool]:
+    tagged = select(DirectoryTag.entry_id).where(
+        DirectoryTag.kind == kind, DirectoryTag.value.in_(values)
+    )
+    return DirectoryService.id.in_(tagged)
+
+
+def _full_text(
+    session: Session, statement: Select[Any], query: DirectoryQuery
+) -> tuple[Select[Any], ColumnElement[Any]]:
+    """Join the full-text index when there is text or an area; the relevance key (lower first)."""
+    text, area = words(query.text or ""), words(query.area or "")
+    if not (text or area):
+        return statement, literal(0)
+    if is_sqlite(session):
+        terms = [_fts5_term(word) for word in text]
+        terms += [f"areas : {_fts5_term(word)}" for word in area]
+        index: ColumnElement[Any] = literal_column("directory_fts")
+        # bm25 is lower for better matches; a word in the name weighs ten times more.
+        matched = (
+            select(
+                _SQLITE_FTS.c.rowid.label("entry_id"),
+                func.bm25(index, 10.0, 1.0, 1.0).label("relevance"),
+            )
+            .where(index.bool_op("MATCH")(" AND ".join(terms)))
+            .subquery("matched")
+        )
+        statement = statement.join(matched, matched.c.entry_id == DirectoryService.id)
+        return statement, matched.c.relevance
+    fts = _POSTGRES_FTS
+    statement = statement.join(fts, fts.c.entry_id == DirectoryService.id)
+    for word in text:  # a word may be in the name or description, or in the areas
+        term = _tsquery([word])
+        statement = statement.where(
+            or_(fts.c.document.bool_op("@@")(term), fts.c.areas.bool_op("@@")(term))
+        )
+    if area:
+        statement = statement.where(fts.c.areas.bool_op("@@")(_tsquery(area)))
+    if not text:
+        return statement, literal(0)
+    return statement, -func.ts_rank(fts.c.document, _tsquery(text))
+
+
+def _fts5_term(word: str) -> str:
+    """A quoted FTS5 string, prefix-matched from two characters (``words`` holds no quotes)."""
+    return f'"{word}"*' if len(word) > 1 else f'"{word}"'
+
+
+def _tsquery(words_: Sequence[str]) -> ColumnElement[Any]:
+    """``to_tsquery('simple', ...)`` of quoted lexemes, prefix-matched from two characters."""
+    lexemes = " & ".join(f"'{word}':*" if len(word) > 1 else f"'{word}'" for word in words_)
+    return func.to_tsquery(literal_column("'simple'"), lexemes)
+
+
+def _count(session: Session, matching: Select[Any]) -> int:
+    return int(session.scalar(select(func.count()).select_from(matching.subquery())) or 0)
+
+
+def _page_near(
+    session: Session, ranked: Select[Any], query: DirectoryQuery
+) -> tuple[list[tuple[int, float | None]], int]:
+    """Candidates in the bounding box (in SQL), kept within the radius, ranked, one page."""
+    latitude, longitude = query.near or (0.0, 0.0)
+    south, north, west, east = _bounding_box(latitude, longitude, query.radius_km)
+    location = DirectoryLocation
+    in_box = ranked.join(location, location.entry_id == DirectoryService.id).where(
+        location.latitude.between(south, north), or_(*_longitudes(location, west, east))
+    )
+    in_box = in_box.add_columns(location.latitude, location.longitude).order_by(None)
+    rows = session.execute(in_box).all()
+    nearest: dict[int, tuple[tuple[Any, ...], float]] = {}
+    for row in rows:
+        distance = _haversine_km(latitude, longitude, row.latitude, row.longitude)
+        if distance <= query.radius_km and distance < nearest.get(row.id, ((), math.inf))[1]:
+            key = (row.stale, row.availability, row.freshness, row.relevance, row.name, row.id)
+            nearest[row.id] = (key, distance)
+    ordered = sorted(nearest.items(), key=lambda item: item[1][0])
+    chosen = ordered[query.offset : query.offset + query.limit]
+    return [(entry_id, distance) for entry_id, (_key, distance) in chosen], len(ordered)
+
+
+def _bounding_box(
+    latitude: float, longitude: float, radius_km: float
+) -> tuple[float, float, float, float]:
+    """South, north, west, east in degrees; west > east when it crosses the antimeridian."""
+    degrees = math.degrees(radius_km / EARTH_RADIUS_KM)
+    south, north = max(-90.0, latitude - degrees), min(90.0, latitude + degrees)
+    if south == -90.0 or north == 90.0:
+        return south, north, -180.0, 180.0
+    spread = math.degrees(
+        math.asin(
+            min(1.0, math.sin(radius_km / EARTH_RADIUS_KM) / math.cos(math.radians(latitude)))
+        )
+    )
+    west, east = longitude - spread, longitude + spread
+    if spread >= 90.0:
+        return south, north, -180.0, 180.0
+    return south, north, (west + 540.0) % 360.0 - 180.0, (east + 540.0) % 360.0 - 180.0
+
+
+def _longitudes(location: type[DirectoryLocation], west: float, east: float) -> list[Any]:
+    if west <= east:
+        return [location.longitude.between(west, east)]
+    return [location.longitude >= west, location.longitude <= east]
+
+
+def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    half_chord = (
+        math.sin((phi2 - phi1) / 2) ** 2
+        + math.cos(phi1) * math.cos(phi2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    )
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(half_chord)))
+
+
+def _load(
+    session: Session, page: Sequence[tuple[int, float | None]], now: int
+) -> tuple[SearchResult, ...]:
+    """The shown columns of one page of ids, in the page's order."""
+    if not page:
+        return ()
+    service = DirectoryService
+    statement = (
+        select(service.id.label("entry_id"), *_SHOWN)
+        .add_columns(
+            Peer.entity_id.label("peer_entity_id"),
+            Peer.organization_name.label("peer_organization"),
+            Peer.organization_kind.label("peer_kind"),
+            _stale(now).label("stale"),
+            PeerDirectory.expires_at.label("stale_since"),
+        )
+        .join(Peer, Peer.id == service.peer_id)
+        .outerjoin(PeerDirectory, PeerDirectory.peer_id == service.peer_id)
+        .where(service.id.in_([entry_id for entry_id, _ in page]))
+    )
+    found = {row.entry_id: dict(row._mapping) for row in session.execute(statement)}
+    return tuple(_result(found[entry_id], distance, now) for entry_id, distance in page)
+
+
+def _result(row: dict[str, Any], distance: float | None, now: int) -> SearchResult:
+    del row["entry_id"]
+    row["stale"] = bool(row["stale"])
+    row["stale_since"] = row["stale_since"] if row["stale"] else None
+    verified = row["verified_at"]
+    days = None if verified is None else max(0, (now - verified) // DAY)
+    return SearchResult(**row, verified_days_ago=days, distance_km=distance)
+
+
+def _stale(now: int) -> ColumnElement[bool]:
+    """A peer's services are stale once its document expired, or when none is held."""
+    return or_(PeerDirectory.expires_at.is_(None), PeerDirectory.expires_at <= now)
+
+
+__all__ = [
+    "CAPACITY_STATUSES",
+    "DirectoryQuery",
+    "SearchPage",
+    "SearchResult",
+    "parse_point",
+    "search",
+    "words",
+]
