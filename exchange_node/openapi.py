@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 document of the node's HTTP API, built from a declared table of endpoints.
 
 Every endpoint of :mod:`exchange_node.web` is one :class:`Endpoint` in the table
-:data:`~exchange_node.openapi_endpoints.ENDPOINTS`: its bodies (from ``api_schemas``) and
+:data:`ENDPOINTS`, made of :data:`~exchange_node.openapi_endpoints.NODE_ENDPOINTS` and
+:data:`~exchange_node.openapi_directory.SERVICE_ENDPOINTS`: its bodies (from ``api_schemas``) and
 the errors it may answer with, named by their error classes so that codes,
 titles and statuses come from the code that raises them. Tests check that every
 URL rule of the app is in the table, that the app answers as documented, and
@@ -28,11 +29,12 @@ from exchange_node.errors import (
     AuthenticationError,
     InsufficientScopeError,
 )
+from exchange_node.openapi_directory import SERVICE_ENDPOINTS
 from exchange_node.openapi_endpoints import (
     BEARER_CHALLENGE,
-    ENDPOINTS,
     INTERNAL_ERROR,
     NO_STORE,
+    NODE_ENDPOINTS,
     REQUEST_SIGNATURE_PROBLEMS,
     SIGNATURE_PARAMETERS,
     Endpoint,
@@ -49,6 +51,8 @@ from exchange_node.web.oauth import TOKEN_PATH
 __all__ = ["ENDPOINTS", "Endpoint", "Problem", "Reply", "build_openapi", "render_openapi"]
 
 JSON, FORM = "application/json", "application/x-www-form-urlencoded"
+
+ENDPOINTS: tuple[Endpoint, ...] = NODE_ENDPOINTS + SERVICE_ENDPOINTS
 
 DESCRIPTION = """\
 The HTTP API of one exchange-node, a node of a federated partnership and referral exchange.
@@ -89,6 +93,13 @@ SCOPE_DESCRIPTIONS = {
 TAGS = (
     {"name": "federation", "description": "Endpoints other nodes call (protocol/SPEC.md)."},
     {"name": "integrations", "description": "OAuth 2 and the API for local integrations."},
+    {
+        "name": "hsds",
+        "description": (
+            "The open HSDS 3.1 API of this node's public services, for Open Referral tools: "
+            "read-only, unauthenticated, served only when the node's `public_hsds` setting is on."
+        ),
+    },
     {"name": "operations", "description": "Liveness and readiness, for supervisors."},
 )
 
@@ -97,6 +108,7 @@ STATUS_MEANINGS = {
     400: "The request cannot be used as it is.",
     401: "The request, or a document in it, is not authenticated.",
     403: "The caller is known but not allowed to do this.",
+    404: "There is no such resource here.",
     409: "The request conflicts with what this node holds.",
     413: "A body, header or token is over its size limit; refused before parsing.",
     422: "A verified document does not match its schema.",
@@ -161,14 +173,21 @@ def _add_components(spec: APISpec) -> None:
         spec.components.parameter(name, parameter["in"], parameter)
     spec.components.schema("Problem", schema=bodies.ProblemSchema)
     spec.components.schema("OAuthError", schema=bodies.OAuthErrorSchema)
-    bodies_used = {body: None for e in ENDPOINTS for body in (e.request, e.reply.body) if body}
+    bodies_used = {
+        body: None
+        for e in ENDPOINTS
+        for body in (e.request, e.reply.body, *(reply.body for reply in e.other_replies))
+        if body
+    }
     for body in bodies_used:
         if isinstance(body, CompactJWSBody):
             claims = body.claims_component()
             spec.components.schema(body.claims_name, component=claims, schema=body.claims)
             spec.components.schema(body.name, component=body.token_component())
         else:
-            spec.components.schema(body.__name__.removesuffix("Schema"), schema=body)
+            name = bodies.component_name(body)
+            if name not in spec.components.schemas:  # not already as a member of another
+                spec.components.schema(name, schema=body)
 
 
 def _operations_by_path(endpoints: Iterable[Endpoint]) -> dict[str, dict[str, Any]]:
@@ -199,7 +218,9 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
         "tags": [endpoint.tag],
         "summary": endpoint.summary,
         "description": endpoint.description,
-        "responses": {str(endpoint.reply.status): _reply(endpoint.reply)},
+        "responses": {
+            str(reply.status): _reply(reply) for reply in (endpoint.reply, *endpoint.other_replies)
+        },
     }
     if security:
         operation["security"] = security

@@ -2,6 +2,8 @@
 
 :mod:`exchange_node.openapi` turns this table into the OpenAPI document; a test checks
 that every route of the app is in it. A new endpoint is one more :class:`Endpoint`.
+This module holds the node's own endpoints (identity, peering, OAuth, health);
+:mod:`exchange_node.openapi_directory` those of services, capacity and directory.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from exchange_node.web.api_schemas import ENTITY_CONFIGURATION, PEERING_REQUEST,
 from exchange_node.web.oauth import TOKEN_PATH
 from exchange_node.web.problems import HTTP_CODES
 
-__all__ = ["ENDPOINTS", "Endpoint", "ErrorClass", "Header", "Problem", "Reply"]
+__all__ = ["NODE_ENDPOINTS", "Endpoint", "ErrorClass", "Header", "Problem", "Reply", "header"]
 
 JSON, FORM = "application/json", "application/x-www-form-urlencoded"
 
@@ -109,9 +111,11 @@ class Endpoint:
     parameters: tuple[Mapping[str, Any], ...] = ()
     #: Headers of error responses, by status.
     error_headers: Mapping[int, Mapping[str, Header]] = field(default_factory=dict)
+    #: Other responses that are not errors, such as a ``304``.
+    other_replies: tuple[Reply, ...] = ()
 
 
-ENDPOINTS: tuple[Endpoint, ...] = (
+NODE_ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "get",
         WELL_KNOWN_PATH,

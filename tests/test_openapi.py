@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,10 +23,11 @@ from exchange_node.openapi import build_openapi, render_openapi
 from exchange_node.protocol.errors import PROBLEM_CONTENT_TYPE
 from exchange_node.protocol.httpsig import sign_request
 from exchange_node.protocol.statements import PEERING_REQUEST_MEDIA_TYPE, sign_peering_request
-from exchange_node.services import clients
+from exchange_node.services import catalog, clients
 from exchange_node.web.oauth import TOKEN_PATH
 from tests.conftest import NOW
 from tests.node import conftest as nodes  # as a module: pytest would collect its Test* classes
+from tests.node.test_oauth import get_token
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENT_PATH = ROOT / "schemas" / "openapi.json"
@@ -104,7 +107,7 @@ def test_every_operation_is_described_and_answers(document: dict[str, Any]) -> N
         for status, response in responses.items():
             response = deref(document, response)
             assert response["description"], f"{where} {status}"
-            if not status.startswith("2"):  # problem details; RFC 6749 errors at the token URL
+            if status[0] in "45":  # problem details; RFC 6749 errors at the token URL
                 oauth = path == TOKEN_PATH and list(response["content"]) == ["application/json"]
                 assert oauth or list(response["content"]) == [PROBLEM_CONTENT_TYPE], where
     assert len(operation_ids) == len(set(operation_ids))
@@ -271,6 +274,88 @@ def test_oauth_endpoints_answer_as_documented(
     check_documented(document, "get", "/api/v1/whoami", unknown)
 
 
+def test_service_endpoints_answer_as_documented(
+    clinic: nodes.TestNode, document: dict[str, Any]
+) -> None:
+    http, services = clinic.client(), "/api/v1/services"
+    with clinic.node.database.session() as session:
+        client, secret = clients.add_client(session, "Bed board", ["capacity:write"], NOW)
+    token = get_token(http, client.client_id, secret)
+    auth = {"Authorization": f"Bearer {token}"}
+    item = services + "/{service_id}"
+
+    added = http.post(services, json=nodes.hsds_service("Food bank"), headers=auth)
+    assert added.status_code == 201, added.get_data(as_text=True)
+    check_documented(document, "post", services, added)
+    path = services + "/" + added.get_json()["service"]["id"]
+    capacity = {"status": "waitlist", "accepting_referrals": True, "wait_days": 3}
+    answers = [
+        ("get", services, http.get(services, headers=auth)),
+        ("get", item, http.get(path, headers=auth)),
+        ("put", item, http.put(path, json={"name": "Pantry", "status": "active"}, headers=auth)),
+        ("put", item + "/capacity", http.put(path + "/capacity", json=capacity, headers=auth)),
+        ("post", services + "/import", http.post(services + "/import", json=[], headers=auth)),
+        ("post", services, http.post(services + "?public=yes", json={}, headers=auth)),
+        ("get", services, http.get(services)),
+        ("delete", item, http.delete(path, headers=auth)),
+        ("get", item, http.get(path, headers=auth)),
+    ]
+    statuses = [response.status_code for _, _, response in answers]
+    assert statuses == [200, 200, 200, 200, 200, 400, 401, 204, 404]
+    for method, documented, response in answers:
+        check_documented(document, method, documented, response)
+
+
+def test_capacity_feed_answers_as_documented(
+    federation: nodes.Federation, clinic: nodes.TestNode, document: dict[str, Any]
+) -> None:
+    community = federation.add("community", "community-network")
+    federation.peer(community, clinic)
+    path = "/federation/v1/capacity"
+    fresh = signed(community, clinic, "GET", path)
+    assert fresh.status_code == 200
+    check_documented(document, "get", path, fresh)
+    headers = signature_headers(community, clinic, "GET", path)
+    current = clinic.client().get(path, headers=headers | {"If-None-Match": fresh.headers["ETag"]})
+    assert current.status_code == 304
+    check_documented(document, "get", path, current)
+
+
+@pytest.mark.parametrize("public_hsds", [True, False])
+def test_hsds_endpoints_answer_as_documented(
+    clinic: nodes.TestNode, document: dict[str, Any], public_hsds: bool
+) -> None:
+    clinic.node.settings = dataclasses.replace(clinic.node.settings, public_hsds=public_hsds)
+    record = nodes.hsds_service("Food bank")
+    with clinic.node.database.session() as session:
+        catalog.add_service(clinic.node, session, record, public=True)
+    item = "/hsds/services/{service_id}"
+    for path, documented in [
+        ("/hsds/", "/hsds/"),
+        ("/hsds/services?full=true", "/hsds/services"),
+        ("/hsds/services?page=0", "/hsds/services"),
+        ("/hsds/services/" + record["id"], item),
+        ("/hsds/services/" + str(uuid.uuid4()), item),
+    ]:
+        response = clinic.client().get(path)
+        if not public_hsds:
+            assert response.status_code == 404
+        check_documented(document, "get", documented, response)
+
+
+def test_directory_answers_as_documented(clinic: nodes.TestNode, document: dict[str, Any]) -> None:
+    http, path = clinic.client(), "/api/v1/directory"
+    with clinic.node.database.session() as session:
+        client, secret = clients.add_client(session, "Finder", ["directory:read"], NOW)
+    auth = {"Authorization": f"Bearer {get_token(http, client.client_id, secret)}"}
+    found = http.get(path + "?q=food&status=waitlist&status=capacity", headers=auth)
+    assert found.status_code == 200, found.get_data(as_text=True)
+    check_documented(document, "get", path, found)
+    refused = http.get(path + "?limit=1000", headers=auth)
+    assert (refused.status_code, refused.get_json()["code"]) == (400, "invalid_request")
+    check_documented(document, "get", path, refused)
+
+
 # --- the command -----------------------------------------------------------------------
 
 
@@ -346,11 +431,14 @@ def check_documented(
     responses = document["paths"][path][method]["responses"]
     where = f"{method.upper()} {path} {response.status_code}"
     assert str(response.status_code) in responses, f"{where} is not documented"
-    content = deref(document, responses[str(response.status_code)])["content"]
-    assert response.mimetype in content, f"{where}: {response.mimetype} is not documented"
-    documented_headers = deref(document, responses[str(response.status_code)]).get("headers", {})
-    for name in documented_headers:
+    documented = deref(document, responses[str(response.status_code)])
+    for name in documented.get("headers", {}):
         assert name in response.headers, f"{where}: no {name} header"
+    if "content" not in documented:
+        assert not response.get_data(), f"{where}: a body where none is documented"
+        return
+    content = documented["content"]
+    assert response.mimetype in content, f"{where}: {response.mimetype} is not documented"
     schema = content[response.mimetype]["schema"]
     if response.is_json:
         body: Any = response.get_json()

@@ -11,13 +11,15 @@ it does not know, so a later version can add some.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from apispec.ext.marshmallow import MarshmallowPlugin
+from apispec.ext.marshmallow.common import resolve_schema_cls, resolve_schema_instance
 from apispec.ext.marshmallow.openapi import OpenAPIConverter
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, INCLUDE, RAISE, Schema, fields, validate
 
 from exchange_node.db.models import PeerStatus
+from exchange_node.protocol.capacity import CAPACITY_MEDIA_TYPE, CAPACITY_TYP
 from exchange_node.protocol.entity import (
     ENTITY_CONFIGURATION_MEDIA_TYPE,
     ENTITY_CONFIGURATION_TYP,
@@ -26,7 +28,9 @@ from exchange_node.protocol.errors import PROBLEM_TYPE_PREFIX
 from exchange_node.protocol.limits import DEFAULT_LIMITS
 from exchange_node.protocol.statements import PEERING_REQUEST_MEDIA_TYPE, PEERING_REQUEST_TYP
 from exchange_node.protocol.wire import (
+    HSDS_SERVICE_STATUSES,
     Boolean,
+    CapacityDocumentSchema,
     EntityConfigurationSchema,
     FullMatch,
     Integer,
@@ -35,19 +39,25 @@ from exchange_node.protocol.wire import (
 from exchange_node.services.clients import SCOPES
 
 __all__ = [
+    "CAPACITY_DOCUMENT",
     "ENTITY_CONFIGURATION",
     "PEERING_REQUEST",
     "BodiesPlugin",
     "CompactJWSBody",
+    "HSDSPageSchema",
+    "HSDSRootSchema",
     "HealthSchema",
     "OAuthErrorSchema",
     "PeerStatusSchema",
     "PeeringAcceptedSchema",
     "ProblemSchema",
     "ReadySchema",
+    "ServiceImportSchema",
+    "ServiceRecordSchema",
     "TokenRequestSchema",
     "TokenSchema",
     "WhoamiSchema",
+    "component_name",
 ]
 
 PEER_STATUSES = tuple(status.value for status in PeerStatus)
@@ -211,6 +221,113 @@ class WhoamiSchema(OpenBody):
     )
 
 
+class ServiceRecordSchema(Schema):
+    class Meta:
+        unknown = INCLUDE
+        description = (
+            "An HSDS 3.1 service record (Open Referral), checked against the HSDS 3.1 schema: "
+            "at most 64 KiB of JSON. Only the members below are listed here; the others are "
+            "HSDS's. Its `capacities` are the service's HSDS capacities."
+        )
+
+    id = fields.String(
+        metadata={"description": "The service id, a UUID; without it, the node makes one."}
+    )
+    name = fields.String(
+        required=True,
+        validate=validate.Length(1, 500),
+        metadata={"description": "1 to 500 characters once trimmed."},
+    )
+    status = fields.String(required=True, validate=validate.OneOf(HSDS_SERVICE_STATUSES))
+
+
+_RECORD_REF = {"$ref": "#/components/schemas/ServiceRecord"}
+
+
+class ServiceImportSchema(Schema):
+    """What ``POST /api/v1/services/import`` takes; its JSON Schema is ``Meta.json_schema``."""
+
+    class Meta:
+        json_schema: ClassVar[dict[str, Any]] = {
+            "description": (
+                "One HSDS 3.1 service record, a JSON array of them, or an HSDS page whose "
+                "`contents` is that array; at most as many records as a capacity document "
+                "carries (2000 unless configured). A record whose id exists updates that "
+                "service (keeping its capacities when it has none), any other is added."
+            ),
+            "anyOf": [
+                _RECORD_REF,
+                {"type": "array", "items": _RECORD_REF},
+                {
+                    "type": "object",
+                    "required": ["contents"],
+                    "properties": {"contents": {"type": "array", "items": _RECORD_REF}},
+                },
+            ],
+        }
+
+
+class HSDSRootSchema(OpenBody):
+    class Meta(OpenBody.Meta):
+        description = "The API root of the open HSDS API: what it implements."
+
+    version = _text("The HSDS version, `3.1`.", validate.OneOf(["3.1"]))
+    profile = _text("The HSDS profile URL.")
+    openapi_url = _text("The HSDS 3.1 OpenAPI description this API implements part of.")
+
+
+def _count(description: str, low: int = 0) -> fields.Integer:
+    return fields.Integer(
+        required=True,
+        strict=True,
+        validate=validate.Range(min=low),
+        metadata={"description": description},
+    )
+
+
+def _flag(description: str) -> fields.Boolean:
+    return fields.Boolean(required=True, metadata={"description": description})
+
+
+class HSDSPageSchema(OpenBody):
+    class Meta(OpenBody.Meta):
+        description = (
+            "A page of the public services, as HSDS 3.1 `Page`, by name then id. A page past "
+            "the last one is empty."
+        )
+
+    total_items = _count("Public services that match, in all pages.")
+    total_pages = _count("Pages of `per_page` services (0 when none match).")
+    page_number = _count("This page, from 1.", 1)
+    size = _count("Services on this page (not `per_page`).")
+    first_page = _flag("`page_number` is 1.")
+    last_page = _flag("`page_number` is `total_pages` or more.")
+    empty = _flag("`contents` is empty.")
+    contents = fields.List(
+        fields.Dict(),
+        required=True,
+        metadata={
+            "description": (
+                "Each service's one-to-one members (HSDS `service_list`), or with `full=true` "
+                "its whole record, with its `capacities`."
+            )
+        },
+    )
+
+
+def component_name(schema: type[Schema] | Schema | str) -> str:
+    """The component name of a schema: ``Meta.component_name``, else the class name without
+    ``Schema`` (apispec's default), which would clash between some schemas."""
+    schema_class = _schema_class(schema)
+    named = getattr(getattr(schema_class, "Meta", None), "component_name", None)
+    return named or schema_class.__name__.removesuffix("Schema")
+
+
+def _schema_class(schema: type[Schema] | Schema | str) -> type[Schema]:
+    resolved = resolve_schema_cls(schema)
+    return resolved[0] if isinstance(resolved, list) else resolved
+
+
 @dataclass(frozen=True)
 class CompactJWSBody:
     """A body that is one compact JWS (RFC 7515), sent as ASCII text with its own media type."""
@@ -273,11 +390,25 @@ class WireConverter(OpenAPIConverter):
                 properties["pattern"] = f"^{validator.regex.pattern}$"
         return properties
 
+    def schema2jsonschema(self, schema: Any) -> dict[str, Any]:
+        """A schema's ``Meta.json_schema`` if it has one; closed when it refuses unknown members
+        (apispec leaves that out when ``Meta`` has a description)."""
+        fixed = getattr(getattr(_schema_class(schema), "Meta", None), "json_schema", None)
+        if fixed is not None:
+            return dict(fixed)
+        converted: dict[str, Any] = super().schema2jsonschema(schema)  # type: ignore[no-untyped-call]
+        if resolve_schema_instance(schema).unknown == RAISE:
+            converted["additionalProperties"] = False
+        return converted
+
 
 class BodiesPlugin(MarshmallowPlugin):
     """apispec's marshmallow plugin, for these schemas and the wire schemas they reuse."""
 
     Converter = WireConverter
+
+    def __init__(self) -> None:
+        super().__init__(schema_name_resolver=component_name)
 
 
 ENTITY_CONFIGURATION = CompactJWSBody(
@@ -304,5 +435,18 @@ PEERING_REQUEST = CompactJWSBody(
         "A peering request: a compact JWS signed with Ed25519 by a signing key of the "
         "requester's entity configuration, signed but not encrypted, as it holds no personal "
         "data (SPEC.md section 8.2)."
+    ),
+)
+
+CAPACITY_DOCUMENT = CompactJWSBody(
+    name="CapacityDocument",
+    media_type=CAPACITY_MEDIA_TYPE,
+    typ=CAPACITY_TYP,
+    claims=CapacityDocumentSchema,
+    claims_file="capacity-document.schema.json",
+    max_bytes=DEFAULT_LIMITS.max_token_bytes,
+    description=(
+        "The node's capacity document: every service it publishes with its capacity, a "
+        "compact JWS signed with Ed25519 by the node's current signing key (SPEC.md section 4)."
     ),
 )

@@ -104,7 +104,11 @@ class CapacityBodySchema(StrictBody):
 
 class CapacitySchema(OpenBody):
     class Meta(OpenBody.Meta):
-        description = "A service's capacity, as its capacity document entry publishes it."
+        description = (
+            "A service's capacity, as its capacity document entry publishes it, but with "
+            "`null` where the entry leaves a member out."
+        )
+        component_name = "ServiceCapacity"  # the protocol's own schema is `Capacity`
 
     status = fields.String(required=True, validate=validate.OneOf(CAPACITY_STATUSES))
     accepting_referrals = fields.Boolean(required=True)
