@@ -194,7 +194,7 @@ def decrypt_compact(token: str | bytes, keys: Mapping[str, NodeKey], limits: Lim
         result = jwe.decrypt_compact(text, key.okp, registry=registry)
     except JoseError as e:
         raise DecryptionError(f"envelope cannot be decrypted: {e.error}") from e
-    except (ValueError, TypeError) as e:  # a part that is not base64url, or an invalid epk
+    except (ValueError, TypeError, KeyError) as e:  # not base64url, or an invalid epk
         raise MalformedError("envelope parts cannot be read") from e
     try:
         return bytes(result.plaintext or b"").decode("ascii")

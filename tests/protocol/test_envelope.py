@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from exchange_node.protocol.errors import (
     ExpiredError,
     InvalidClaimError,
     KeyFormatError,
+    MalformedError,
     SchemaError,
     UnrequestedFieldError,
     UntrustedKeyError,
@@ -304,3 +307,15 @@ def test_seal_argument_errors(community: ExampleNode, clinic: ExampleNode, now: 
             recipient_key=clinic.signing_key.public(),
             now=now,
         )
+
+
+def test_an_ephemeral_key_on_an_unknown_curve_is_malformed(
+    community: ExampleNode, clinic: ExampleNode, now: int
+) -> None:
+    """Found by hypothesis: joserfc raised KeyError for an epk with crv "P25519"."""
+    token = seal("referral", factories.referral(clinic.entity_id), community, clinic, now).token
+    header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    header["epk"]["crv"] = "P25519"
+    encoded = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
+    with pytest.raises(MalformedError):
+        open_(encoded + token[token.index(".") :], community, clinic, now)
