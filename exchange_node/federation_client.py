@@ -101,7 +101,7 @@ class FederationClient:
             now=now,
             accept=CAPACITY_MEDIA_TYPE,
             extra_headers={"If-None-Match": etag} if etag else None,
-            max_bytes=self.limits.max_token_bytes,
+            max_bytes=self.limits.max_capacity_bytes,
         )
         served_etag = _header(response, "etag")
         if served_etag is not None and not _ETAG.fullmatch(served_etag):

@@ -10,7 +10,7 @@ The HSDS records inside are carried as signed; this module neither fetches nor s
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -83,9 +83,21 @@ def build_capacity_claims(
     return claims
 
 
-def sign_capacity_document(claims: Mapping[str, Any], signing_key: NodeKey) -> str:
-    """Sign claims from :func:`build_capacity_claims`."""
-    return _jose.sign_compact(_jose.encode_json(claims), signing_key, CAPACITY_TYP)
+def sign_capacity_document(
+    claims: Mapping[str, Any], signing_key: NodeKey, limits: Limits = DEFAULT_LIMITS
+) -> str:
+    """Sign claims from :func:`build_capacity_claims`.
+
+    Raises:
+        OversizedError: the signed document would be larger than peers accept.
+    """
+    token = _jose.sign_compact(_jose.encode_json(claims), signing_key, CAPACITY_TYP)
+    if len(token) > limits.max_capacity_bytes:
+        raise OversizedError(
+            f"the capacity document would be {len(token):,} bytes, over the "
+            f"{limits.max_capacity_bytes:,} peers accept: shorten or remove service records"
+        )
+    return token
 
 
 def verify_capacity_document(
@@ -110,7 +122,7 @@ def verify_capacity_document(
         SchemaError, MalformedError, OversizedError, UnsupportedAlgorithmError, WrongTypeError.
     """
     keys = {key.kid: key for key in issuer_keys}
-    verified = _jose.verify_compact(token, keys, CAPACITY_TYP, limits)
+    verified = _jose.verify_compact(token, keys, CAPACITY_TYP, document_limits(limits))
     claims = _jose.decode_json_object(verified.payload, "capacity document")
     _claims.check_issuer(claims, issuer)
     lifetime = _claims.check_lifetime(
@@ -134,6 +146,25 @@ def verify_capacity_document(
         signed_by=verified.key.kid,
         token=verified.text,
     )
+
+
+def held_services_claim(token: str, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """The ``services`` claim of a document this node verified when it stored it.
+
+    For telling a re-signature from a reused version; it does not verify again (the
+    document may have expired since).
+
+    Raises:
+        MalformedError, OversizedError, UnsupportedAlgorithmError, WrongTypeError: not
+        a capacity document at all.
+    """
+    parsed = _jose.parse_jws(token, CAPACITY_TYP, document_limits(limits))
+    return parsed.unverified_claims("capacity")["services"]
+
+
+def document_limits(limits: Limits) -> Limits:
+    """``limits`` with the capacity document's own size cap as the token cap."""
+    return replace(limits, max_token_bytes=limits.max_capacity_bytes)
 
 
 def _check_unique_ids(claims: Mapping[str, Any]) -> None:
@@ -167,6 +198,8 @@ __all__ = [
     "CapacityDocument",
     "ServiceCapacity",
     "build_capacity_claims",
+    "document_limits",
+    "held_services_claim",
     "sign_capacity_document",
     "verify_capacity_document",
 ]

@@ -27,8 +27,10 @@ KEY_STORAGE_ALGORITHM: Final = "PBES2-HS512+A256KW"
 class Limits:
     """Size caps (bytes), time windows (seconds) and counts used by every verifier."""
 
-    #: Largest compact token of any kind (entity configuration, capacity document).
+    #: Largest compact token of any kind but the capacity document.
     max_token_bytes: int = 1_048_576
+    #: Largest capacity document (compact JWS): 2000 services of about 4 KiB each.
+    max_capacity_bytes: int = 8_388_608
     #: Largest sealed message envelope (JWE compact) accepted by an inbox.
     max_envelope_bytes: int = 262_144
     #: Largest JOSE protected header (decoded).

@@ -29,11 +29,11 @@ from sqlalchemy import ColumnElement, Row, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from exchange_node.db.models import CapacityPublication, OwnKey, Service
-from exchange_node.errors import ExchangeError, NotFoundError
+from exchange_node.errors import ConfigurationError, ExchangeError, NotFoundError
 from exchange_node.hsds import validate_service
 from exchange_node.node import Node
 from exchange_node.protocol.capacity import build_capacity_claims, sign_capacity_document
-from exchange_node.protocol.errors import ProtocolError
+from exchange_node.protocol.errors import OversizedError, ProtocolError
 from exchange_node.protocol.keys import NodeKey
 from exchange_node.protocol.messages import format_timestamp
 from exchange_node.protocol.wire import CapacityEntrySchema, load_claims
@@ -178,7 +178,11 @@ def _sign(
         lifetime=limits.capacity_lifetime,
         limits=limits,
     )
-    token = sign_capacity_document(claims, signing_key)
+    try:
+        token = sign_capacity_document(claims, signing_key, limits)
+    except OversizedError as e:  # the node's own data: not the requesting peer's fault
+        log.error("capacity document version %d not signed: %s", publication.version, e.code)
+        raise ConfigurationError(e.detail) from e
     publication.token, publication.etag = token, entity_tag(token)
     publication.signed_version = publication.version
     publication.issued_at, publication.expires_at = claims["iat"], claims["exp"]

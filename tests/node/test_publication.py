@@ -276,10 +276,10 @@ def test_concurrent_workers_sign_once_and_serve_the_same_bytes(
     signed: list[str] = []
     sign = publication.sign_capacity_document
 
-    def counted(claims: Any, key: Any) -> str:
+    def counted(claims: Any, key: Any, limits: Any) -> str:
         signed.append(key.kid)
         time.sleep(0.05)  # hold the lock long enough for the others to queue behind it
-        return sign(claims, key)
+        return sign(claims, key, limits)
 
     monkeypatch.setattr(publication, "sign_capacity_document", counted)
     barrier = threading.Barrier(4)

@@ -118,3 +118,31 @@ def test_large_directory_fits_the_token_limit(clinic: ExampleNode, now: int) -> 
     services = [entry(f"svc-{n}", notes="n" * 500) for n in range(200)]
     document = verify(clinic, signed(clinic, now, services=services), now)
     assert len(document.services) == 200
+
+
+def described(n: int) -> dict[str, Any]:
+    """An entry of about 4 KiB, like a fully described HSDS service."""
+    service = entry(f"svc-{n}")
+    service["service"]["description"] = "d" * 3_900
+    return service
+
+
+def test_a_capacity_document_may_exceed_the_general_token_limit(
+    clinic: ExampleNode, now: int
+) -> None:
+    token = signed(clinic, now, services=[described(n) for n in range(400)])
+    assert Limits().max_token_bytes < len(token) <= Limits().max_capacity_bytes
+    assert len(verify(clinic, token, now).services) == 400
+    tight = Limits(max_capacity_bytes=len(token) - 1)
+    with pytest.raises(OversizedError):
+        verify(clinic, token, now, limits=tight)
+
+
+def test_signing_refuses_a_document_peers_would_refuse(clinic: ExampleNode, now: int) -> None:
+    claims = capacity.build_capacity_claims(
+        issuer=clinic.entity_id, version=1, services=[described(n) for n in range(3)], now=now
+    )
+    with pytest.raises(OversizedError, match=r"would be [\d,]+ bytes, over the 10,000"):
+        capacity.sign_capacity_document(
+            claims, clinic.signing_key, Limits(max_capacity_bytes=10_000)
+        )
