@@ -248,22 +248,25 @@ class PeerDirectory(Base):
 class DirectoryService(Base):
     """One service of a peer, as its last verified capacity document published it.
 
-    The columns are what search filters and ranks on; ``record`` is the signed HSDS
-    record, untrusted display text. Text search uses ``directory_fts`` (FTS5 on
-    SQLite, tsvector on PostgreSQL), kept by :mod:`exchange_node.services.directory_index`.
+    Only what search filters and ranks on, so a scan stays narrow; the description
+    and the signed HSDS record (untrusted display text) are in :class:`DirectoryRecord`.
+    ``availability`` (0: accepting with capacity, 1: accepting with a waitlist or an
+    assessment, 2: the rest) and ``freshness`` (minus the UTC day of ``verified_at``,
+    else ``updated_at``) are the static ranking keys, lower first. Text search uses
+    ``directory_fts`` (FTS5 on SQLite, tsvector on PostgreSQL), kept by
+    :mod:`exchange_node.services.directory_index`.
     """
 
     __tablename__ = "directory_services"
     __table_args__ = (UniqueConstraint("peer_id", "service_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    peer_id: Mapped[int] = mapped_column(ForeignKey("peers.id", ondelete="CASCADE"), index=True)
+    peer_id: Mapped[int] = mapped_column(ForeignKey("peers.id", ondelete="CASCADE"))
     service_id: Mapped[str] = mapped_column(String(255))
     name: Mapped[str] = mapped_column(String(500))
     organization_name: Mapped[str] = mapped_column(String(500))
-    description: Mapped[str] = mapped_column(Text)
     hsds_status: Mapped[str] = mapped_column(String(32))
-    capacity_status: Mapped[str] = mapped_column(String(32), index=True)
+    capacity_status: Mapped[str] = mapped_column(String(32))
     accepting_referrals: Mapped[bool]
     wait_days: Mapped[int | None]
     notes: Mapped[str | None] = mapped_column(Text)
@@ -273,6 +276,19 @@ class DirectoryService(Base):
     minimum_age: Mapped[int | None]
     maximum_age: Mapped[int | None]
     affirming: Mapped[bool]
+    availability: Mapped[int]
+    freshness: Mapped[int]
+
+
+class DirectoryRecord(Base):
+    """The description and the signed HSDS record of a directory service, read per page."""
+
+    __tablename__ = "directory_records"
+
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("directory_services.id", ondelete="CASCADE"), primary_key=True
+    )
+    description: Mapped[str] = mapped_column(Text)
     record: Mapped[dict[str, Any]]
 
 
@@ -302,6 +318,25 @@ class DirectoryLocation(Base):
 
 
 Index("ix_directory_tags_kind_value", DirectoryTag.kind, DirectoryTag.value, DirectoryTag.entry_id)
+#: Covers the filters on the narrow columns: counting matches reads no table rows.
+Index(
+    "ix_directory_services_filters",
+    DirectoryService.peer_id,
+    DirectoryService.hsds_status,
+    DirectoryService.affirming,
+    DirectoryService.minimum_age,
+    DirectoryService.maximum_age,
+    DirectoryService.capacity_status,
+    DirectoryService.accepting_referrals,
+)
+#: The ranking order, so the best services are read first and a page can stop early.
+Index(
+    "ix_directory_services_rank",
+    DirectoryService.availability,
+    DirectoryService.freshness,
+    DirectoryService.name,
+    DirectoryService.id,
+)
 Index("ix_directory_locations_latitude", DirectoryLocation.latitude, DirectoryLocation.longitude)
 
 #: Tables kept by hand, per dialect (FTS5 with its shadow tables; tsvector): not in the models.

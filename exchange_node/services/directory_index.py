@@ -23,11 +23,20 @@ from typing import Any
 from sqlalchemy import delete, insert, text
 from sqlalchemy.orm import Session
 
-from exchange_node.db.models import DirectoryLocation, DirectoryService, DirectoryTag, Peer
-from exchange_node.hsds import service_facets
+from exchange_node.db.models import (
+    CapacityStatus,
+    DirectoryLocation,
+    DirectoryRecord,
+    DirectoryService,
+    DirectoryTag,
+    Peer,
+)
+from exchange_node.hsds import ServiceFacets, service_facets
 from exchange_node.protocol.capacity import ServiceCapacity
 from exchange_node.protocol.messages import parse_timestamp
 
+#: Seconds in a day: freshness is ranked by day, so same-day entries fall back to the name.
+DAY = 86_400
 LANGUAGE = "language"
 TAXONOMY = "taxonomy"
 
@@ -62,6 +71,11 @@ def replace_peer_services(session: Session, peer: Peer, services: Sequence[Servi
     tags: list[dict[str, Any]] = []
     points: list[dict[str, Any]] = []
     fts: list[dict[str, Any]] = []
+    records = [
+        {"entry_id": entry_id, "description": facets.description, "record": dict(entry.service)}
+        for entry_id, (_row_values, facets), entry in zip(ids, rows, services, strict=True)
+    ]
+    session.execute(insert(DirectoryRecord), records)
     for entry_id, (row, facets) in zip(ids, rows, strict=True):
         tags += [{"entry_id": entry_id, "kind": LANGUAGE, "value": v} for v in facets.languages]
         tags += [{"entry_id": entry_id, "kind": TAXONOMY, "value": v} for v in facets.taxonomy]
@@ -84,6 +98,16 @@ def replace_peer_services(session: Session, peer: Peer, services: Sequence[Servi
     return len(rows)
 
 
+def refresh_statistics(session: Session) -> None:
+    """Let the query planner see the directory as it now is (after documents changed).
+
+    Without statistics SQLite walks a peer's rows and sorts every match; with them it
+    reads the ranking index in order and stops at a page. About 15 ms for 20,000 services.
+    """
+    for table in ("directory_services", "directory_tags", "directory_locations"):
+        session.execute(text(f"ANALYZE {table}"))
+
+
 def clear_peer_services(session: Session, peer_id: int) -> None:
     """Forget every service of a peer (its tags, points and full-text rows go with them)."""
     if is_sqlite(session):
@@ -97,29 +121,38 @@ def clear_peer_services(session: Session, peer_id: int) -> None:
     session.execute(delete(DirectoryService).where(DirectoryService.peer_id == peer_id))
 
 
-def _row(peer: Peer, entry: ServiceCapacity) -> tuple[dict[str, Any], Any]:
+def _row(peer: Peer, entry: ServiceCapacity) -> tuple[dict[str, Any], ServiceFacets]:
     facets = service_facets(entry.service)
-    record = dict(entry.service)
+    verified_at, updated_at = _time(entry.verified_at), _time(entry.updated_at) or 0
     row = {
         "peer_id": peer.id,
         "service_id": entry.service_id,
         "name": entry.name,
         "organization_name": facets.organization_name or peer.organization_name,
-        "description": facets.description,
-        "hsds_status": str(record.get("status", "")),
+        "hsds_status": str(entry.service.get("status", "")),
         "capacity_status": entry.status,
         "accepting_referrals": entry.accepting_referrals,
         "wait_days": entry.wait_days,
         "notes": entry.notes,
         "intake_fields": list(entry.intake_fields),
-        "verified_at": _time(entry.verified_at),
-        "updated_at": _time(entry.updated_at) or 0,
+        "verified_at": verified_at,
+        "updated_at": updated_at,
         "minimum_age": facets.minimum_age,
         "maximum_age": facets.maximum_age,
         "affirming": facets.affirming,
-        "record": record,
+        "availability": availability(entry.accepting_referrals, entry.status),
+        "freshness": -((verified_at if verified_at is not None else updated_at) // DAY),
     }
     return row, facets
+
+
+def availability(accepting: bool, status: str) -> int:
+    """0: accepting with capacity; 1: accepting, with a waitlist or an assessment; 2: the rest."""
+    if not accepting:
+        return 2
+    return {CapacityStatus.CAPACITY: 0, CapacityStatus.NO_CAPACITY: 2}.get(
+        CapacityStatus(status), 1
+    )
 
 
 def _time(value: str | None) -> int | None:
@@ -127,8 +160,11 @@ def _time(value: str | None) -> int | None:
 
 
 __all__ = [
+    "DAY",
     "LANGUAGE",
     "TAXONOMY",
+    "availability",
     "clear_peer_services",
+    "refresh_statistics",
     "replace_peer_services",
 ]

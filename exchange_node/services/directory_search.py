@@ -38,7 +38,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
-    and_,
     case,
     column,
     func,
@@ -53,6 +52,7 @@ from sqlalchemy.orm import Session
 from exchange_node.db.models import (
     CapacityStatus,
     DirectoryLocation,
+    DirectoryRecord,
     DirectoryService,
     DirectoryTag,
     Peer,
@@ -61,7 +61,7 @@ from exchange_node.db.models import (
 )
 from exchange_node.errors import InvalidRequestError
 from exchange_node.protocol.wire import ORGANIZATION_KINDS
-from exchange_node.services.directory_index import LANGUAGE, TAXONOMY, is_sqlite
+from exchange_node.services.directory_index import DAY, LANGUAGE, TAXONOMY, is_sqlite
 
 MAX_TEXT = 200
 MAX_WORDS = 10
@@ -74,15 +74,13 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 MAX_OFFSET = 10_000
 EARTH_RADIUS_KM = 6371.0088
-DAY = 86_400
 CAPACITY_STATUSES = tuple(status.value for status in CapacityStatus)
-WAITING = (CapacityStatus.WAITLIST.value, CapacityStatus.ASSESSMENT.value)
 
 #: What a result shows of a directory row (not the signed record, which can be large).
 _SHOWN = [
     getattr(DirectoryService, name)
     for name in (
-        "service_id", "name", "organization_name", "description", "hsds_status",
+        "service_id", "name", "organization_name", "hsds_status",
         "capacity_status", "accepting_referrals", "wait_days", "notes", "intake_fields",
         "verified_at", "updated_at",
     )
@@ -168,21 +166,43 @@ def parse_point(value: str) -> tuple[float, float]:
 def search(session: Session, query: DirectoryQuery, *, now: int) -> SearchPage:
     """Services of trusted peers matching ``query``, best first (see the module docstring).
 
+    Fresh peers' services are ranked apart from stale ones, so that without text the
+    ranking index gives a page without sorting every match.
+
     Raises:
         InvalidRequestError: a criterion is out of range, naming it and why.
     """
     _check(query)
-    matching, relevance = _matching(session, query)
-    ranked = _ranked(session, matching, relevance, now)
-    page: list[tuple[int, float | None]]
-    if query.near is None:
-        rows = session.execute(ranked.limit(query.limit).offset(query.offset)).all()
-        page = [(row.id, None) for row in rows]
-        short = len(rows) < query.limit and (rows or not query.offset)
-        total = query.offset + len(rows) if short else _count(session, matching)
-    else:
-        page, total = _page_near(session, ranked, query)
+    if query.near is not None:
+        matching, relevance = _matching(session, query, _trusted_peers(query))
+        page, total = _page_near(session, _ranked(session, matching, relevance, now), query)
+        return SearchPage(_load(session, page, now), total, query.limit, query.offset, query)
+    fresh, relevance = _matching(session, query, _trusted_peers(query, fresh_at=now))
+    rows = _page(session, fresh, relevance, query.limit, query.offset)
+    total = _count(session, _matching(session, query, _trusted_peers(query))[0])
+    if len(rows) < query.limit:
+        fresh_total = query.offset + len(rows) if rows else _count(session, fresh)
+        stale, _ = _matching(session, query, _trusted_peers(query, stale_at=now))
+        offset = max(0, query.offset - fresh_total)
+        rows += _page(session, stale, relevance, query.limit - len(rows), offset)
+    page = [(entry_id, None) for entry_id in rows]
     return SearchPage(_load(session, page, now), total, query.limit, query.offset, query)
+
+
+def _page(
+    session: Session,
+    matching: Select[Any],
+    relevance: ColumnElement[Any] | None,
+    limit: int,
+    offset: int,
+) -> list[int]:
+    """One page of ids, by availability, freshness, relevance, name and id."""
+    service = DirectoryService
+    name = service.name if is_sqlite(session) else service.name.collate("C")
+    keys: list[Any] = [service.availability, service.freshness, name, service.id]
+    if relevance is not None:
+        keys.insert(2, relevance)
+    return list(session.scalars(matching.order_by(*keys).limit(limit).offset(offset)))
 
 
 def words(text: str) -> list[str]:
@@ -230,12 +250,29 @@ def _check(query: DirectoryQuery) -> None:
         raise InvalidRequestError(f"{first[1:]}: {problems[first][0]}", problems)
 
 
-def _matching(session: Session, query: DirectoryQuery) -> tuple[Select[Any], ColumnElement[Any]]:
-    """Ids of the services of trusted peers matching ``query``, and the relevance key."""
-    service = DirectoryService
+def _trusted_peers(
+    query: DirectoryQuery, *, fresh_at: int | None = None, stale_at: int | None = None
+) -> Select[Any]:
+    """Ids of trusted peers (of the asked kind); only fresh, or only stale, at a time."""
     peers = select(Peer.id).where(Peer.status == PeerStatus.TRUSTED.value)
     if query.peer_kind is not None:
         peers = peers.where(Peer.organization_kind == query.peer_kind)
+    if fresh_at is not None:
+        peers = peers.join(PeerDirectory, PeerDirectory.peer_id == Peer.id).where(
+            PeerDirectory.expires_at > fresh_at
+        )
+    if stale_at is not None:
+        peers = peers.outerjoin(PeerDirectory, PeerDirectory.peer_id == Peer.id).where(
+            _stale(stale_at)
+        )
+    return peers
+
+
+def _matching(
+    session: Session, query: DirectoryQuery, peers: Select[Any]
+) -> tuple[Select[Any], ColumnElement[Any] | None]:
+    """Ids of the services of ``peers`` matching ``query``, and the relevance key if any."""
+    service = DirectoryService
     statement = (
         select(service.id)
         .where(service.peer_id.in_(peers), service.hsds_status != "defunct")
@@ -245,21 +282,16 @@ def _matching(session: Session, query: DirectoryQuery) -> tuple[Select[Any], Col
 
 
 def _ranked(
-    session: Session, matching: Select[Any], relevance: ColumnElement[Any], now: int
+    session: Session, matching: Select[Any], relevance: ColumnElement[Any] | None, now: int
 ) -> Select[Any]:
     """The matches with their ranking keys (all ascending: lower is better), best first."""
     service = DirectoryService
-    accepting = service.accepting_referrals.is_(True)
     name = service.name if is_sqlite(session) else service.name.collate("C")
     keys: list[ColumnElement[Any]] = [
         case((_stale(now), 1), else_=0).label("stale"),
-        case(
-            (and_(accepting, service.capacity_status == CapacityStatus.CAPACITY.value), 0),
-            (and_(accepting, service.capacity_status.in_(WAITING)), 1),
-            else_=2,
-        ).label("availability"),
-        (-(func.coalesce(service.verified_at, service.updated_at) // DAY)).label("freshness"),
-        relevance.label("relevance"),
+        service.availability.label("availability"),
+        service.freshness.label("freshness"),
+        (literal(0) if relevance is None else relevance).label("relevance"),
         name.label("name"),
         service.id.label("tiebreak"),
     ]
@@ -295,11 +327,11 @@ def _tagged(kind: str, values: Sequence[str]) -> ColumnElement[bool]:
 
 def _full_text(
     session: Session, statement: Select[Any], query: DirectoryQuery
-) -> tuple[Select[Any], ColumnElement[Any]]:
+) -> tuple[Select[Any], ColumnElement[Any] | None]:
     """Join the full-text index when there is text or an area; the relevance key (lower first)."""
     text, area = words(query.text or ""), words(query.area or "")
     if not (text or area):
-        return statement, literal(0)
+        return statement, None
     if is_sqlite(session):
         terms = [_fts5_term(word) for word in text]
         terms += [f"areas : {_fts5_term(word)}" for word in area]
@@ -325,7 +357,7 @@ def _full_text(
     if area:
         statement = statement.where(fts.c.areas.bool_op("@@")(_tsquery(area)))
     if not text:
-        return statement, literal(0)
+        return statement, None
     return statement, -func.ts_rank(fts.c.document, _tsquery(text))
 
 
@@ -409,7 +441,7 @@ def _load(
         return ()
     service = DirectoryService
     statement = (
-        select(service.id.label("entry_id"), *_SHOWN)
+        select(service.id.label("entry_id"), *_SHOWN, DirectoryRecord.description)
         .add_columns(
             Peer.entity_id.label("peer_entity_id"),
             Peer.organization_name.label("peer_organization"),
@@ -418,6 +450,7 @@ def _load(
             PeerDirectory.expires_at.label("stale_since"),
         )
         .join(Peer, Peer.id == service.peer_id)
+        .join(DirectoryRecord, DirectoryRecord.entry_id == service.id)
         .outerjoin(PeerDirectory, PeerDirectory.peer_id == service.peer_id)
         .where(service.id.in_([entry_id for entry_id, _ in page]))
     )

@@ -28,17 +28,15 @@ from sqlalchemy.orm import Session
 from exchange_node.db.models import DirectoryService, Peer, PeerDirectory, PeerStatus
 from exchange_node.errors import ConflictError, ExchangeError, NotFoundError
 from exchange_node.node import Node
-from exchange_node.protocol import _jose
 from exchange_node.protocol.capacity import (
-    CAPACITY_TYP,
     CapacityDocument,
+    held_services_claim,
     verify_capacity_document,
 )
 from exchange_node.protocol.errors import ProtocolError
 from exchange_node.protocol.keys import NodeKey, import_jwk
 from exchange_node.protocol.limits import Limits
-from exchange_node.services import peers
-from exchange_node.services.directory_index import replace_peer_services
+from exchange_node.services import directory_index, peers
 
 log = logging.getLogger("exchange_node.directory")
 
@@ -106,6 +104,9 @@ def sync_round(
             results.append(future.result())
             if progress is not None:
                 progress(results[-1])
+    if any(result.outcome == UPDATED for result in results):
+        with node.database.session() as session:
+            directory_index.refresh_statistics(session)
     return sorted(results, key=lambda result: result.held.entity_id)
 
 
@@ -123,7 +124,11 @@ def sync_peer(node: Node, entity_id: str, *, force: bool = False) -> SyncResult:
         key, target = node.ring(session).signing_key, _target(peer, directory)
         if not force and not _is_due(directory, node.now()):
             return SyncResult(NOT_DUE, _held(session, peer, node.now()))
-    return _poll(node, target, key)
+    result = _poll(node, target, key)
+    if result.outcome == UPDATED:
+        with node.database.session() as session:
+            directory_index.refresh_statistics(session)
+    return result
 
 
 def held_directories(node: Node, session: Session) -> list[HeldDirectory]:
@@ -265,7 +270,7 @@ def _store(
     if document is None or (held is not None and document.version < held):
         return UNCHANGED  # 304; or another poll stored a newer version meanwhile
     if held is not None and document.version == held:
-        if directory.token and _services(directory.token, limits) != _services(
+        if directory.token and held_services_claim(directory.token, limits) != held_services_claim(
             document.token, limits
         ):  # SPEC 4.5: the publisher broke its duty; keep what is held
             return _Failure(
@@ -273,18 +278,13 @@ def _store(
             )
         outcome = UNCHANGED  # a re-signature: later expiry, same services
     else:
-        count = replace_peer_services(session, peer, document.services)
+        count = directory_index.replace_peer_services(session, peer, document.services)
         log.info("capacity of %s: version %s, %s services", peer.entity_id, document.version, count)
         outcome = UPDATED
     directory.version, directory.token = document.version, document.token
     directory.etag, directory.issued_at = fetched.etag, document.issued_at
     directory.expires_at = document.expires_at
     return outcome
-
-
-def _services(token: str, limits: Limits) -> object:
-    """The ``services`` claim of a token that was verified before it was stored or compared."""
-    return _jose.parse_jws(token, CAPACITY_TYP, limits).unverified_claims("capacity")["services"]
 
 
 def _record_success(poll_seconds: int, directory: PeerDirectory, now: int) -> None:

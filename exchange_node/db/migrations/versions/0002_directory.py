@@ -70,7 +70,6 @@ def upgrade() -> None:
         sa.Column("service_id", sa.String(length=255), nullable=False),
         sa.Column("name", sa.String(length=500), nullable=False),
         sa.Column("organization_name", sa.String(length=500), nullable=False),
-        sa.Column("description", sa.Text(), nullable=False),
         sa.Column("hsds_status", sa.String(length=32), nullable=False),
         sa.Column("capacity_status", sa.String(length=32), nullable=False),
         sa.Column("accepting_referrals", sa.Boolean(), nullable=False),
@@ -90,7 +89,12 @@ def upgrade() -> None:
             "maximum_age", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
         ),
         sa.Column("affirming", sa.Boolean(), nullable=False),
-        sa.Column("record", sa.JSON(), nullable=False),
+        sa.Column(
+            "availability", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "freshness", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
         sa.ForeignKeyConstraint(
             ["peer_id"],
             ["peers.id"],
@@ -102,10 +106,20 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("directory_services", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_directory_services_capacity_status"), ["capacity_status"], unique=False
+            "ix_directory_services_filters",
+            [
+                "peer_id",
+                "hsds_status",
+                "affirming",
+                "minimum_age",
+                "maximum_age",
+                "capacity_status",
+                "accepting_referrals",
+            ],
+            unique=False,
         )
         batch_op.create_index(
-            batch_op.f("ix_directory_services_peer_id"), ["peer_id"], unique=False
+            "ix_directory_services_rank", ["availability", "freshness", "name", "id"], unique=False
         )
 
     op.create_table(
@@ -164,6 +178,19 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "directory_records",
+        sa.Column("entry_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("description", sa.Text(), nullable=False),
+        sa.Column("record", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["entry_id"],
+            ["directory_services.id"],
+            name=op.f("fk_directory_records_entry_id_directory_services"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("entry_id", name=op.f("pk_directory_records")),
+    )
+    op.create_table(
         "directory_tags",
         sa.Column("entry_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
@@ -180,6 +207,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_directory_tags_kind_value", ["kind", "value", "entry_id"], unique=False
         )
+
     _create_search_index()
 
 
@@ -206,6 +234,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_directory_tags_kind_value")
 
     op.drop_table("directory_tags")
+    op.drop_table("directory_records")
     with op.batch_alter_table("directory_locations", schema=None) as batch_op:
         batch_op.drop_index("ix_directory_locations_latitude")
         batch_op.drop_index(batch_op.f("ix_directory_locations_entry_id"))
@@ -216,8 +245,8 @@ def downgrade() -> None:
 
     op.drop_table("peer_directories")
     with op.batch_alter_table("directory_services", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_directory_services_peer_id"))
-        batch_op.drop_index(batch_op.f("ix_directory_services_capacity_status"))
+        batch_op.drop_index("ix_directory_services_rank")
+        batch_op.drop_index("ix_directory_services_filters")
 
     op.drop_table("directory_services")
     op.drop_table("services")
