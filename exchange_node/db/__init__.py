@@ -76,9 +76,24 @@ def _create_engine(url: str) -> Engine:
             engine = create_engine(url, connect_args={"timeout": 15})
             event.listen(engine, "connect", _configure_sqlite)
             return engine
-        return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True)
+        event.listen(engine, "connect", _configure_postgresql)
+        return engine
     except (SQLAlchemyError, ImportError, ValueError) as e:
         raise StorageError(f"cannot use database URL: {type(e).__name__}: {e}") from e
+
+
+def _configure_postgresql(connection: Any, _record: Any) -> None:
+    """Plan every statement for its values.
+
+    psycopg prepares a statement on the server after five runs, and PostgreSQL may then
+    switch to a generic plan: for directory search that plan ignored how selective the
+    words and filters were, and took 100-150 ms where a custom plan takes 1-8 ms.
+    """
+    cursor = connection.cursor()
+    cursor.execute("SET plan_cache_mode = force_custom_plan")
+    cursor.close()
+    connection.commit()
 
 
 def _configure_sqlite(connection: Any, _record: Any) -> None:
