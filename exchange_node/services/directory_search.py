@@ -349,11 +349,8 @@ def _full_text(
         return statement, matched.c.relevance
     fts = _POSTGRES_FTS
     statement = statement.join(fts, fts.c.entry_id == DirectoryService.id)
-    for word in text:  # a word may be in the name or description, or in the areas
-        term = _tsquery([word])
-        statement = statement.where(
-            or_(fts.c.document.bool_op("@@")(term), fts.c.areas.bool_op("@@")(term))
-        )
+    if text:  # the document holds the name, the description and the areas
+        statement = statement.where(fts.c.document.bool_op("@@")(_tsquery(text)))
     if area:
         statement = statement.where(fts.c.areas.bool_op("@@")(_tsquery(area)))
     if not text:

@@ -36,8 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-
 from exchange_node.db import normalize_url
 from exchange_node.db.models import Peer, PeerDirectory, PeerStatus
 from exchange_node.hsds import affirming_attribute
@@ -45,7 +43,7 @@ from exchange_node.node import Node
 from exchange_node.protocol.capacity import ServiceCapacity
 from exchange_node.protocol.messages import format_timestamp
 from exchange_node.protocol.wire import CAPACITY_STATUSES, ORGANIZATION_KINDS
-from exchange_node.services.directory_index import replace_peer_services
+from exchange_node.services.directory_index import refresh_statistics, replace_peer_services
 from exchange_node.services.directory_search import DirectoryQuery, search
 from tests.conftest import NOW
 from tests.node.conftest import Federation, TestClock
@@ -197,11 +195,8 @@ def build_directory(node: Node, peers: int, per_peer: int, seed: int = 4) -> Non
             replace_peer_services(session, peer, entries)
             expires = NOW - DAY if p % 20 == 0 else NOW + DAY
             session.add(PeerDirectory(peer_id=peer.id, version=1, expires_at=expires, failures=0))
-    if node.database.engine.dialect.name == "postgresql":
-        # What autovacuum does after a bulk load; without statistics the planner guesses badly.
-        with node.database.engine.connect() as connection:
-            connection.execute(text("ANALYZE"))
-            connection.commit()
+    with node.database.session() as session:  # as the sync does after a round that changed
+        refresh_statistics(session)
 
 
 def search_queries(rng: random.Random) -> dict[str, Callable[[], DirectoryQuery]]:
