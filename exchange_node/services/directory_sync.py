@@ -306,19 +306,23 @@ def _record_failure(
 def _locked_directory(session: Session, peer_id: int) -> PeerDirectory:
     """The peer's directory row, created if missing, locked for this transaction.
 
-    ``ON CONFLICT DO NOTHING`` lets the worker and ``directory sync`` create the first
-    row at the same moment without a unique-key error.
+    The first row is inserted with ``ON CONFLICT DO NOTHING``, so the worker and
+    ``directory sync`` may create it at the same moment without a unique-key error.
     """
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    session.execute(
-        insert(PeerDirectory).values(peer_id=peer_id, failures=0).on_conflict_do_nothing()
-    )
-    return session.execute(
+    locked = (
         select(PeerDirectory)
         .where(PeerDirectory.peer_id == peer_id)
         .with_for_update()
         .execution_options(populate_existing=True)
-    ).scalar_one()
+    )
+    directory = session.execute(locked).scalar_one_or_none()
+    if directory is not None:
+        return directory
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(
+        insert(PeerDirectory).values(peer_id=peer_id, failures=0).on_conflict_do_nothing()
+    )
+    return session.execute(locked).scalar_one()
 
 
 def _held(session: Session, peer: Peer, now: int) -> HeldDirectory:
