@@ -61,6 +61,12 @@ from exchange_node.db.models import (
 )
 from exchange_node.errors import InvalidRequestError
 from exchange_node.protocol.wire import ORGANIZATION_KINDS
+from exchange_node.services.directory_geometry import (
+    bounding_box,
+    haversine_km,
+    longitude_ranges,
+    parse_point,
+)
 from exchange_node.services.directory_index import DAY, LANGUAGE, TAXONOMY, is_sqlite
 
 MAX_TEXT = 200
@@ -73,7 +79,6 @@ DEFAULT_RADIUS_KM = 25.0
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 MAX_OFFSET = 10_000
-EARTH_RADIUS_KM = 6371.0088
 CAPACITY_STATUSES = tuple(status.value for status in CapacityStatus)
 
 #: What a result shows of a directory row (not the signed record, which can be large).
@@ -142,25 +147,6 @@ class SearchPage:
     limit: int
     offset: int
     query: DirectoryQuery = field(repr=False)
-
-
-def parse_point(value: str) -> tuple[float, float]:
-    """``"LAT,LON"`` as numbers (ranges are checked by :func:`search`).
-
-    Raises:
-        InvalidRequestError: not two numbers separated by a comma.
-    """
-    parts = value.split(",")
-    try:
-        latitude, longitude = (float(part) for part in parts)
-    except ValueError:
-        latitude = longitude = math.nan
-    if len(parts) != 2 or not (math.isfinite(latitude) and math.isfinite(longitude)):
-        raise InvalidRequestError(
-            "near must be LAT,LON in decimal degrees, like 51.5,-0.12",
-            {"/near": ["must be two numbers: latitude,longitude"]},
-        )
-    return latitude, longitude
 
 
 def search(session: Session, query: DirectoryQuery, *, now: int) -> SearchPage:
@@ -378,56 +364,23 @@ def _page_near(
 ) -> tuple[list[tuple[int, float | None]], int]:
     """Candidates in the bounding box (in SQL), kept within the radius, ranked, one page."""
     latitude, longitude = query.near or (0.0, 0.0)
-    south, north, west, east = _bounding_box(latitude, longitude, query.radius_km)
+    south, north, west, east = bounding_box(latitude, longitude, query.radius_km)
     location = DirectoryLocation
     in_box = ranked.join(location, location.entry_id == DirectoryService.id).where(
-        location.latitude.between(south, north), or_(*_longitudes(location, west, east))
+        location.latitude.between(south, north),
+        or_(*longitude_ranges(location.longitude, west, east)),
     )
     in_box = in_box.add_columns(location.latitude, location.longitude).order_by(None)
     rows = session.execute(in_box).all()
     nearest: dict[int, tuple[tuple[Any, ...], float]] = {}
     for row in rows:
-        distance = _haversine_km(latitude, longitude, row.latitude, row.longitude)
+        distance = haversine_km(latitude, longitude, row.latitude, row.longitude)
         if distance <= query.radius_km and distance < nearest.get(row.id, ((), math.inf))[1]:
             key = (row.stale, row.availability, row.freshness, row.relevance, row.name, row.id)
             nearest[row.id] = (key, distance)
     ordered = sorted(nearest.items(), key=lambda item: item[1][0])
     chosen = ordered[query.offset : query.offset + query.limit]
     return [(entry_id, distance) for entry_id, (_key, distance) in chosen], len(ordered)
-
-
-def _bounding_box(
-    latitude: float, longitude: float, radius_km: float
-) -> tuple[float, float, float, float]:
-    """South, north, west, east in degrees; west > east when it crosses the antimeridian."""
-    degrees = math.degrees(radius_km / EARTH_RADIUS_KM)
-    south, north = max(-90.0, latitude - degrees), min(90.0, latitude + degrees)
-    if south == -90.0 or north == 90.0:
-        return south, north, -180.0, 180.0
-    spread = math.degrees(
-        math.asin(
-            min(1.0, math.sin(radius_km / EARTH_RADIUS_KM) / math.cos(math.radians(latitude)))
-        )
-    )
-    west, east = longitude - spread, longitude + spread
-    if spread >= 90.0:
-        return south, north, -180.0, 180.0
-    return south, north, (west + 540.0) % 360.0 - 180.0, (east + 540.0) % 360.0 - 180.0
-
-
-def _longitudes(location: type[DirectoryLocation], west: float, east: float) -> list[Any]:
-    if west <= east:
-        return [location.longitude.between(west, east)]
-    return [location.longitude >= west, location.longitude <= east]
-
-
-def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    phi1, phi2 = math.radians(lat1), math.radians(lat2)
-    half_chord = (
-        math.sin((phi2 - phi1) / 2) ** 2
-        + math.cos(phi1) * math.cos(phi2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
-    )
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(half_chord)))
 
 
 def _load(
