@@ -34,6 +34,7 @@ def main() -> None:
 
 def _register() -> None:
     from exchange_node.cli import (
+        capacity,
         clients,
         conformance,
         directory,
@@ -45,7 +46,18 @@ def _register() -> None:
         users,
     )
 
-    for module in (node, peers, keys, users, clients, services, directory, openapi, conformance):
+    for module in (
+        node,
+        peers,
+        keys,
+        users,
+        clients,
+        services,
+        capacity,
+        directory,
+        openapi,
+        conformance,
+    ):
         for command in module.COMMANDS:
             main.add_command(command)
 
