@@ -427,6 +427,29 @@ def test_pages_carry_the_total(community: TestNode, clinic: TestNode) -> None:
     assert find(community, text="service", limit=5, offset=40).total == 25
 
 
+@pytest.mark.parametrize("text", [None, "service"])
+def test_pages_run_on_from_fresh_to_stale_services(
+    federation: Federation, community: TestNode, clinic: TestNode, text: str | None
+) -> None:
+    """Fresh and stale services are paged apart; the pages join without a gap or a repeat."""
+    school = federation.add("school", "school")
+    federation.peer(community, school)
+    now = community.node.now()
+    stock(community, clinic.url, [offer(f"Fresh service {n}", now=now) for n in range(7)])
+    stock(
+        community,
+        school.url,
+        [offer(f"Stale service {n}", now=now) for n in range(6)],
+        expires_in=-1,
+    )
+    pages = [find(community, text=text, limit=4, offset=offset) for offset in (0, 4, 8, 12, 16)]
+    assert {page.total for page in pages} == {13}
+    seen = [(r.name, r.stale) for page in pages for r in page.results]
+    assert seen == [(f"Fresh service {n}", False) for n in range(7)] + [
+        (f"Stale service {n}", True) for n in range(6)
+    ]
+
+
 OUT_OF_RANGE: list[tuple[dict[str, Any], str]] = [
     ({"age": -1}, "/age"),
     ({"age": 201}, "/age"),
