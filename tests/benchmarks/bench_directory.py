@@ -1,171 +1,89 @@
-"""Benchmark: the directory, searched over 20,000 services from 100 trusted peers.
+"""Benchmarks of the directory: search over 20,000 services from 100 peers; then sync, signing.
 
 Run on demand (not part of the test suite):
 
-    python -m tests.benchmarks.bench_directory [--peers 100] [--services 200] [--iterations 100]
+    python -m tests.benchmarks.bench_directory [--only search|sync|signing]
+        [--peers 100] [--services 200] [--iterations 100]
+        [--rounds 5] [--server-processes N] [--profile] [--runs 20] [--requests 300]
 
-One node, initialized in a temporary folder (SQLite; and again on PostgreSQL when
-``EXCHANGE_TEST_DATABASE_URL`` is set, in a schema of its own, dropped after),
-holds ``--peers`` trusted peers (rows written directly, as a sync would leave
+Without ``--only`` it runs the search benchmark, then the sync benchmark and the
+signing and serving benchmark of :mod:`tests.benchmarks.bench_directory_sync` (which
+describes them; the same figures as there, with ``--peers`` peers synced and a
+``--services``-service document signed), printing every figure and the wall time.
+
+``search``: one node, initialized in a temporary folder (SQLite; and again on
+PostgreSQL when ``EXCHANGE_TEST_DATABASE_URL`` is set, in a schema of its own, dropped
+after), holds ``--peers`` trusted peers (rows written directly, as a sync would leave
 them; one in twenty with an expired document) with ``--services`` services each,
-stored through the directory index like a verified document: names and
-descriptions in English and some in Arabic, languages, taxonomy terms, age
-ranges, service areas, points around a few cities, all four capacity statuses.
-On PostgreSQL the tables are then analyzed, as autovacuum would after such a load.
-
-``search``: a mix of typical queries (text; text and language; category and
-accepting; near a point; affirming and age; no filter), each run
-``--iterations`` times in turn, each timed as a request does it: a session, the
-search, its page of 20 results. Printed: p50, p95 and max per kind and overall
-(target p95 under 25 ms).
+stored through the directory index like a verified document. The services come from
+:mod:`tests.benchmarks.directory_data`: names and descriptions in English and some in
+Arabic, languages, taxonomy terms, age ranges, service areas, contact routes, points
+around a few cities (some safe locations without one), all four capacity statuses. On
+PostgreSQL the tables are then analyzed, as autovacuum would after such a load. A mix
+of typical queries (text; text and language; category and accepting; near a point;
+affirming and age; no filter), each run ``--iterations`` times in turn, each timed as
+a request does it: a session, the search, its page of 20 results. Printed: p50, p95
+and max per kind and overall (target p95 under 25 ms).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
-import sqlite3
-import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from exchange_node.db import normalize_url
 from exchange_node.db.models import Peer, PeerDirectory, PeerStatus
-from exchange_node.hsds import affirming_attribute
 from exchange_node.node import Node
 from exchange_node.protocol.capacity import ServiceCapacity
 from exchange_node.protocol.messages import format_timestamp
-from exchange_node.protocol.wire import CAPACITY_STATUSES, ORGANIZATION_KINDS
+from exchange_node.protocol.wire import ORGANIZATION_KINDS
 from exchange_node.services.directory_index import refresh_statistics, replace_peer_services
 from exchange_node.services.directory_search import DirectoryQuery, search
+from exchange_node.services.service_records import Publisher
+from tests.benchmarks.bench_directory_sync import sync_parts
+from tests.benchmarks.directory_data import (
+    CITIES,
+    LANGUAGES,
+    TOPICS,
+    Timings,
+    benchmark_parser,
+    capacity_change,
+    federation_in,
+    run_parts,
+    service_record,
+    sqlite_file,
+)
 from tests.conftest import NOW
-from tests.node.conftest import Federation, TestClock
+from tests.node.conftest import TestClock
 
 DAY = 86_400
 SEARCH_TARGET_P95_MS = 25.0
 
-TOPICS = [
-    ("counselling", "Counselling", "Talking therapy for individuals and families"),
-    ("sexual-health", "Sexual health", "Confidential testing, contraception and advice"),
-    ("legal", "Legal aid", "Advice on evictions, benefits, immigration and debt"),
-    ("housing", "Housing", "Emergency accommodation and help finding a tenancy"),
-    ("food", "Food", "Food parcels, community meals and vouchers"),
-    ("youth", "Youth work", "Clubs, mentoring and activities for young people"),
-    ("education", "Education", "Homework help, tutoring and English classes"),
-    ("mental-health", "Mental health", "Support for anxiety, depression and crisis"),
-    ("employment", "Employment", "Help with CVs, interviews and training"),
-    ("disability", "Disability", "Advocacy, equipment and accessible transport"),
-]
-ARABIC = [
-    ("استشارة نفسية", "جلسات استشارة فردية وعائلية"),
-    ("مساعدة قانونية", "نصائح قانونية مجانية حول السكن والهجرة"),
-    ("بنك الطعام", "طرود غذائية أسبوعية للعائلات"),
-    ("دعم الشباب", "أنشطة وإرشاد للشباب"),
-]
-QUALIFIERS = ["Community", "Family", "Youth", "Women's", "Drop-in", "Evening", "Outreach", "Rapid"]
-LANGUAGES = [("en", "English"), ("ar", "Arabic"), ("fr", "French"), ("so", "Somali"),
-             ("ur", "Urdu"), ("pl", "Polish"), ("es", "Spanish"), ("fa", "Persian")]  # fmt: skip
-CITIES = {
-    "London": (51.5074, -0.1278),
-    "Manchester": (53.4808, -2.2426),
-    "Birmingham": (52.4862, -1.8904),
-    "Leeds": (53.8008, -1.5491),
-    "Bristol": (51.4545, -2.5879),
-    "Glasgow": (55.8642, -4.2518),
-}
-DISTRICTS = ["Northside", "Southbank", "Eastgate", "Westfield", "Old Town", "Riverside"]
-
-
-@dataclass(frozen=True)
-class Timings:
-    name: str
-    milliseconds: list[float]
-
-    def percentile(self, fraction: float) -> float:
-        ordered = sorted(self.milliseconds)
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-    def line(self) -> str:
-        return (
-            f"{self.name:24s} p50 {self.percentile(0.5):6.2f} ms  "
-            f"p95 {self.percentile(0.95):6.2f} ms  max {max(self.milliseconds):6.2f} ms  "
-            f"(n={len(self.milliseconds)})"
-        )
-
-
-def uid() -> str:
-    return str(uuid.uuid4())
-
-
-def service_record(rng: random.Random, n: int) -> dict[str, Any]:
-    """A realistic HSDS 3.1 service: a topic, languages, ages, an area, a place, maybe affirming."""
-    code, term_name, description = rng.choice(TOPICS)
-    name = f"{rng.choice(QUALIFIERS)} {term_name.lower()} service {n}"
-    if rng.random() < 0.15:
-        name, description = rng.choice(ARABIC)
-        name = f"{name} {n}"
-    city = rng.choice(list(CITIES))
-    latitude, longitude = CITIES[city]
-    district = rng.choice(DISTRICTS)
-    term_id = uid()
-    attributes = [
-        {
-            "id": uid(),
-            "taxonomy_term_id": term_id,
-            "taxonomy_term": {"id": term_id, "code": code, "name": term_name, "description": ""},
-        }
-    ]
-    if rng.random() < 0.3:
-        attributes.append(affirming_attribute(uid()))
-    record: dict[str, Any] = {
-        "id": uid(),
-        "name": name,
-        "status": "active",
-        "description": f"{description}. Run by volunteers in {district}, {city}.",
-        "languages": [
-            {"id": uid(), "code": lang, "name": lang_name}
-            for lang, lang_name in rng.sample(LANGUAGES, rng.randint(1, 3))
-        ],
-        "attributes": attributes,
-        "service_areas": [{"id": uid(), "name": f"{district} {city}", "description": city}],
-        "service_at_locations": [
-            {
-                "id": uid(),
-                "location": {
-                    "id": uid(),
-                    "location_type": "physical",
-                    "latitude": latitude + rng.uniform(-0.15, 0.15),
-                    "longitude": longitude + rng.uniform(-0.25, 0.25),
-                },
-            }
-        ],
-    }
-    if rng.random() < 0.5:
-        low = rng.choice([0, 5, 11, 16, 18, 25])
-        record |= {"minimum_age": low, "maximum_age": low + rng.choice([5, 10, 20, 60])}
-    return record
-
 
 def capacity_entry(rng: random.Random, record: dict[str, Any]) -> ServiceCapacity:
+    """``record`` as a peer's capacity document lists it, with a random capacity."""
+    change = capacity_change(rng)
     return ServiceCapacity(
         service_id=record["id"],
         name=record["name"],
         service=record,
-        status=rng.choice(CAPACITY_STATUSES),
-        accepting_referrals=rng.random() < 0.7,
-        intake_fields=("given_name", "phone"),
+        status=str(change.status),
+        accepting_referrals=bool(change.accepting_referrals),
+        intake_fields=change.intake_fields or (),
         updated_at=format_timestamp(NOW - rng.randint(0, 90 * DAY)),
         verified_at=format_timestamp(NOW - rng.randint(0, 30 * DAY))
         if rng.random() < 0.6
         else None,
-        wait_days=rng.choice([None, 0, 3, 7, 14, 30]),
+        wait_days=change.wait_days if isinstance(change.wait_days, int) else None,
+        notes=change.notes if isinstance(change.notes, str) else None,
     )
 
 
@@ -191,7 +109,9 @@ def build_directory(node: Node, peers: int, per_peer: int, seed: int = 4) -> Non
             )
             session.add(peer)
             session.flush()
-            entries = [capacity_entry(rng, service_record(rng, n)) for n in range(per_peer)]
+            publisher = Publisher(peer.organization_name, peer.entity_id)
+            records = (service_record(rng, n, publisher) for n in range(per_peer))
+            entries = [capacity_entry(rng, record) for record in records]
             replace_peer_services(session, peer, entries)
             expires = NOW - DAY if p % 20 == 0 else NOW + DAY
             session.add(PeerDirectory(peer_id=peer.id, version=1, expires_at=expires, failures=0))
@@ -205,23 +125,30 @@ def search_queries(rng: random.Random) -> dict[str, Callable[[], DirectoryQuery]
     return {
         "text": lambda: DirectoryQuery(text=rng.choice(words)),
         "text + language": lambda: DirectoryQuery(
-            text=rng.choice(words[:5]), language=rng.choice(LANGUAGES)[rng.randint(0, 1)]
+            text=rng.choice(words[:5]), language=language_code_or_name(rng)
         ),
         "category + accepting": lambda: DirectoryQuery(
             categories=(rng.choice(TOPICS)[0],), accepting=True
         ),
-        "near a point (10 km)": lambda: DirectoryQuery(
-            near=rng.choice(list(CITIES.values())), radius_km=10
-        ),
+        "near a point (10 km)": lambda: DirectoryQuery(near=city_centre(rng), radius_km=10),
         "affirming + age": lambda: DirectoryQuery(affirming=True, age=rng.randint(10, 40)),
         "no filter": lambda: DirectoryQuery(),
     }
 
 
+def language_code_or_name(rng: random.Random) -> str:
+    term = rng.choice(LANGUAGES)
+    return rng.choice((term.code, term.name or term.code))
+
+
+def city_centre(rng: random.Random) -> tuple[float, float]:
+    city = rng.choice(list(CITIES.values()))
+    return city.latitude, city.longitude
+
+
 def bench_search(node: Node, iterations: int) -> list[Timings]:
     """Time each query kind in turn, ``iterations`` rounds, after one warm-up round."""
-    rng = random.Random(7)
-    kinds = search_queries(rng)
+    kinds = search_queries(random.Random(7))
     timings: dict[str, list[float]] = {name: [] for name in kinds}
     for round_ in range(iterations + 1):
         for name, make in kinds.items():
@@ -239,7 +166,7 @@ def bench_search(node: Node, iterations: int) -> list[Timings]:
 def database(kind: str, home: Path) -> Iterator[Callable[[str], str]]:
     """Database URLs by node name: SQLite files, or PostgreSQL schemas dropped afterwards."""
     if kind == "sqlite":
-        yield lambda name: f"sqlite:///{home / name}.db"
+        yield partial(sqlite_file, home)
         return
     import psycopg
 
@@ -254,39 +181,41 @@ def database(kind: str, home: Path) -> Iterator[Callable[[str], str]]:
             admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # type: ignore[arg-type]
 
 
-def run(kind: str, args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory() as folder, database(kind, Path(folder)) as urls:
-        federation = Federation(Path(folder), urls, TestClock())
-        try:
-            node = federation.add("searcher", "community-network").node
-            started = time.perf_counter()
-            build_directory(node, args.peers, args.services)
-            total = args.peers * args.services
-            print(f"\n{kind}: stored {total:,} services from {args.peers} peers "
-                  f"in {time.perf_counter() - started:.1f} s (untimed)")  # fmt: skip
-            timings = bench_search(node, args.iterations)
-            for timing in timings:
-                print("  search " + timing.line())
-            overall = timings[-1].percentile(0.95)
-            verdict = "met" if overall < SEARCH_TARGET_P95_MS else "NOT met"
-            print(f"  search p95 over all kinds {overall:.2f} ms: target < 25 ms {verdict}")
-        finally:
-            federation.close()
+def run_search_benchmark(peers: int, services: int, iterations: int) -> None:
+    """The search benchmark on SQLite, then on PostgreSQL when a server is given."""
+    print(f"\n== search: {peers * services:,} services from {peers} peers, "
+          f"{iterations} rounds of each query kind ==")  # fmt: skip
+    kinds = ["sqlite"] + (["postgresql"] if os.environ.get("EXCHANGE_TEST_DATABASE_URL") else [])
+    for kind in kinds:
+        search_on(kind, peers, services, iterations)
+
+
+def search_on(kind: str, peers: int, services: int, iterations: int) -> None:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        database(kind, Path(folder)) as urls,
+        federation_in(Path(folder), urls, TestClock()) as federation,
+    ):
+        node = federation.add("searcher", "community-network").node
+        started = time.perf_counter()
+        build_directory(node, peers, services)
+        print(f"\n{kind}: stored {peers * services:,} services from {peers} peers "
+              f"in {time.perf_counter() - started:.1f} s (untimed)")  # fmt: skip
+        timings = bench_search(node, iterations)
+        for timing in timings:
+            print("  search " + timing.line())
+        overall = timings[-1].percentile(0.95)
+        verdict = "met" if overall < SEARCH_TARGET_P95_MS else "NOT met"
+        print(f"  search p95 over all kinds {overall:.2f} ms: target < 25 ms {verdict}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--peers", type=int, default=100)
-    parser.add_argument("--services", type=int, default=200, help="services per peer")
+    """The search, sync and signing benchmarks, or ``--only`` one of them."""
+    parser = benchmark_parser((__doc__ or "").splitlines()[0], ("search", "sync", "signing"))
     parser.add_argument("--iterations", type=int, default=100, help="rounds of each query kind")
     args = parser.parse_args()
-    print(
-        f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
-        f"SQLite {sqlite3.sqlite_version}"
-    )
-    kinds = ["sqlite"] + (["postgresql"] if os.environ.get("EXCHANGE_TEST_DATABASE_URL") else [])
-    for kind in kinds:
-        run(kind, args)
+    search = partial(run_search_benchmark, args.peers, args.services, args.iterations)
+    run_parts(args.only, {"search": search, **sync_parts(args)})
 
 
 if __name__ == "__main__":
