@@ -59,6 +59,11 @@ class ApiClient:
     scopes: tuple[str, ...]
 
 
+def new_client_id() -> str:
+    """A random client id that a command line never takes for an option (no leading '-')."""
+    return "c" + secrets.token_urlsafe(16)
+
+
 def add_client(
     session: Session, name: str, scopes: Iterable[str], now: int
 ) -> tuple[OAuthClient, str]:
@@ -75,7 +80,7 @@ def add_client(
     chosen = _check_scopes(scopes)
     secret = secrets.token_urlsafe(32)
     client = OAuthClient(
-        client_id=secrets.token_urlsafe(16),
+        client_id=new_client_id(),
         name=name,
         secret_hash=_HASH_SCHEME + _sha256(secret),
         scopes=list(chosen),

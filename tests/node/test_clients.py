@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from typing import TYPE_CHECKING
 
 import pytest
@@ -161,3 +162,9 @@ def test_cli_errors_are_one_line_without_traceback(
     assert "Traceback" not in result.output
     [line] = result.output.splitlines()
     assert line.startswith(message)
+
+
+def test_client_ids_never_look_like_a_command_line_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by CI: a client id starting with '-' was taken by 'client revoke' for an option."""
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda _n: "-wJ3dashedtoken")
+    assert not clients.new_client_id().startswith("-")
