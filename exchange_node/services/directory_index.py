@@ -36,6 +36,7 @@ from exchange_node.db.models import (
 from exchange_node.hsds import ServiceFacets, service_facets
 from exchange_node.protocol.capacity import ServiceCapacity
 from exchange_node.protocol.messages import parse_timestamp
+from exchange_node.services.search_text import searchable
 
 #: Seconds in a day: freshness is ranked by day, so same-day entries fall back to the name.
 DAY = 86_400
@@ -96,9 +97,9 @@ def replace_peer_services(session: Session, peer: Peer, services: Sequence[Servi
         fts.append(
             {
                 "id": entry_id,
-                "name": row["name"],
-                "body": facets.search_text,
-                "areas": facets.area_text,
+                "name": searchable(row["name"]),
+                "body": searchable(facets.search_text),
+                "areas": searchable(facets.area_text),
             }
         )
     if tags:

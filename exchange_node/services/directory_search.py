@@ -30,7 +30,6 @@ Ranking, in this order:
 from __future__ import annotations
 
 import math
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +67,7 @@ from exchange_node.services.directory_geometry import (
     parse_point,
 )
 from exchange_node.services.directory_index import DAY, LANGUAGE, TAXONOMY, is_sqlite
+from exchange_node.services.search_text import words
 
 MAX_TEXT = 200
 MAX_WORDS = 10
@@ -189,12 +189,6 @@ def _page(
     if relevance is not None:
         keys.insert(2, relevance)
     return list(session.scalars(matching.order_by(*keys).limit(limit).offset(offset)))
-
-
-def words(text: str) -> list[str]:
-    """The searchable words of ``text``: runs of letters, digits and combining marks, lowered."""
-    cleaned = "".join(c if unicodedata.category(c)[0] in "LNM" else " " for c in text.lower())
-    return cleaned.split()
 
 
 def _check(query: DirectoryQuery) -> None:

@@ -166,6 +166,10 @@ TEXT_MATCHES = [
     ("counselling families", ["Family counselling"]),  # every word
     ("استشارة", ["استشارة نفسية"]),  # Arabic, in the name
     ("جلس", ["استشارة نفسية"]),  # an Arabic prefix, in the description
+    ("اسْتِشَارَة", ["استشارة نفسية"]),  # written with short vowels
+    ("إستشاره", ["استشارة نفسية"]),  # alef with hamza, heh for teh marbuta
+    ("نفسيـة", ["استشارة نفسية"]),  # a tatweel stretching the word
+    ("counsellíng", ["Family counselling", "استشارة نفسية"]),  # an accent typed by mistake
     ("northside", ["Family counselling", "Tenancy legal clinic"]),  # areas too
     ("dentist", []),
 ]
