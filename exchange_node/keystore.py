@@ -27,6 +27,7 @@ from exchange_node.protocol.keys import (
     generate_key,
     load_private_keys,
 )
+from exchange_node.services import audit
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,11 @@ class KeyStore:
         session.flush()
         return self.ring(session, now)
 
-    def rotate(self, session: Session, now: int, overlap: int) -> list[NodeKey]:
+    def rotate(
+        self, session: Session, now: int, overlap: int, *, actor: str = "cli"
+    ) -> list[NodeKey]:
         """Pre-publish new keys now, make them active after ``overlap``, retire the old ones
-        one ``overlap`` later. Returns the new keys."""
+        one ``overlap`` later, and audit it (``keys.rotated``). Returns the new keys."""
         records = session.scalars(select(OwnKey)).all()
         if any(record.active_from > now for record in records):
             raise ConfigurationError("a rotation is already under way; wait until it switches")
@@ -88,6 +91,14 @@ class KeyStore:
                 OwnKey(kid=key.kid, use=key.use, published_at=now, active_from=now + overlap)
             )
         session.flush()
+        audit.record(
+            session,
+            actor=actor,
+            action="keys.rotated",
+            subject=new[0].kid,
+            details={"encryption_kid": new[1].kid, "active_from": now + overlap},
+            now=now,
+        )
         return new
 
     def ring(self, session: Session, now: int) -> KeyRing:

@@ -53,7 +53,7 @@ def run_round(node: Node) -> RoundReport:
         with node.database.session() as session:
             peer = peers.get_peer(session, entity_id)
             try:
-                peers.refresh_peer(node, session, peer)
+                peers.refresh_peer(node, session, peer, actor="worker")
                 refreshed += 1
             except (ExchangeError, ProtocolError) as e:
                 failed += 1

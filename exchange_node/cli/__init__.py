@@ -34,6 +34,7 @@ def main() -> None:
 
 def _register() -> None:
     from exchange_node.cli import (
+        audit,
         capacity,
         clients,
         conformance,
@@ -57,6 +58,7 @@ def _register() -> None:
         directory,
         openapi,
         conformance,
+        audit,
     ):
         for command in module.COMMANDS:
             main.add_command(command)

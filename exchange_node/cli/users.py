@@ -73,7 +73,7 @@ def disable(home: Path | None, email: str) -> None:
     """Stop a user from signing in (the account is kept)."""
     node = _open(home)
     with node.database.session() as session:
-        disabled = service.disable_user(session, email)
+        disabled = service.disable_user(session, email, node.now())
         click.echo(f"{disabled.email} is disabled and can no longer sign in.")
 
 

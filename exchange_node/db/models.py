@@ -346,3 +346,27 @@ SEARCH_INDEX_PREFIX = "directory_fts"
 def is_modelled_table(name: str | None) -> bool:
     """False for the full-text tables, which migrations and comparisons must leave alone."""
     return not (name or "").startswith(SEARCH_INDEX_PREFIX)
+
+
+class AuditEntry(Base):
+    """One entry of the hash-chained audit log: who did what to which identifier, and when.
+
+    Identifiers and action codes only, never personal data. ``hash`` covers ``prev_hash``
+    and the entry's content; :mod:`exchange_node.services.audit` says exactly how.
+    """
+
+    __tablename__ = "audit_entries"
+
+    #: 1, 2, 3, ... with no gaps; assigned under a lock, never by the database.
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    time: Mapped[int]
+    actor: Mapped[str] = mapped_column(String(300))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(512))
+    details: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+#: ``audit list --action CODE`` reads one action's entries in order.
+Index("ix_audit_entries_action", AuditEntry.action, AuditEntry.seq)

@@ -3,7 +3,8 @@
 A client gets a random ``client_id`` and a secret that is shown once and
 stored only as a hash; tokens are stored only as their SHA-256. The HTTP side
 (the token endpoint, reading ``Authorization`` headers) lives in
-:mod:`exchange_node.web.oauth`; this module does no HTTP.
+:mod:`exchange_node.web.oauth`; this module does no HTTP. Adding and revoking a client
+are audited under its ``client_id``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from exchange_node.errors import (
     InvalidRequestError,
     NotFoundError,
 )
+from exchange_node.services import audit
 
 __all__ = [
     "SCOPES",
@@ -65,7 +67,7 @@ def new_client_id() -> str:
 
 
 def add_client(
-    session: Session, name: str, scopes: Iterable[str], now: int
+    session: Session, name: str, scopes: Iterable[str], now: int, *, actor: str = "cli"
 ) -> tuple[OAuthClient, str]:
     """A new client and its secret; the secret is not stored and cannot be shown again.
 
@@ -89,6 +91,14 @@ def add_client(
     )
     session.add(client)
     session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="client.added",
+        subject=client.client_id,
+        details={"scopes": " ".join(chosen)},  # the name is free text: not logged
+        now=now,
+    )
     return client, secret
 
 
@@ -108,7 +118,7 @@ def get_client(session: Session, client_id: str) -> OAuthClient:
     return client
 
 
-def revoke_client(session: Session, client_id: str, now: int) -> OAuthClient:
+def revoke_client(session: Session, client_id: str, now: int, *, actor: str = "cli") -> OAuthClient:
     """Refuse the client from now on and delete its tokens. Revoking twice changes nothing.
 
     Raises:
@@ -117,6 +127,9 @@ def revoke_client(session: Session, client_id: str, now: int) -> OAuthClient:
     client = get_client(session, client_id)
     if client.revoked_at is None:
         client.revoked_at = now
+        audit.record(
+            session, actor=actor, action="client.revoked", subject=client.client_id, now=now
+        )
     session.execute(delete(AccessToken).where(AccessToken.client_id == client.id))
     return client
 

@@ -5,7 +5,8 @@ configuration and accepts it only when signed by the thumbprint its
 administrator was told; a peering request from another node arrives as
 ``pending`` and becomes ``trusted`` only when an administrator confirms its
 thumbprint. Refreshing follows key rotation: a new document is accepted when
-signed by a key already trusted for that peer.
+signed by a key already trusted for that peer. Every change of trust, and every
+change of a peer's keys, is appended to the audit log (:mod:`~exchange_node.services.audit`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from exchange_node.protocol.statements import (
     sign_peering_request,
     verify_peering_request,
 )
+from exchange_node.services import audit
 from exchange_node.services.directory_index import clear_peer_services
 from exchange_node.services.federation_auth import remember_nonce
 
@@ -45,6 +47,12 @@ STATUS_CHANGES: dict[str, set[str]] = {
     PeerStatus.TRUSTED: {PeerStatus.SUSPENDED, PeerStatus.REMOVED},
     PeerStatus.SUSPENDED: {PeerStatus.TRUSTED, PeerStatus.REMOVED},
     PeerStatus.REMOVED: set(),
+}
+#: The audit action of each status an administrator moves a peer to.
+STATUS_ACTIONS: dict[str, str] = {
+    PeerStatus.SUSPENDED: "peer.suspended",
+    PeerStatus.TRUSTED: "peer.resumed",
+    PeerStatus.REMOVED: "peer.removed",
 }
 
 
@@ -63,7 +71,13 @@ def list_peers(session: Session, status: str | None = None) -> list[Peer]:
 
 
 def add_peer(
-    node: Node, session: Session, entity_id: str, thumbprint: str, message: str = ""
+    node: Node,
+    session: Session,
+    entity_id: str,
+    thumbprint: str,
+    message: str = "",
+    *,
+    actor: str = "cli",
 ) -> Peer:
     """Trust the node at ``entity_id`` if its entity configuration is signed by ``thumbprint``.
 
@@ -78,6 +92,7 @@ def add_peer(
     entity_id = _entity_id(node, entity_id)
     configuration = _fetch_pinned(node, entity_id, thumbprint)
     peer = session.scalar(select(Peer).where(Peer.entity_id == entity_id))
+    previous = None if peer is None else peer.status
     if peer is None:
         peer = _new_peer(node, entity_id)
         session.add(peer)
@@ -88,6 +103,19 @@ def add_peer(
         send_peering_request(node, session, peer, message)
     except ExchangeError as e:
         peer.last_error = f"peering request not delivered: {e.detail}"[:500]
+    # After the request: appends wait for this transaction, not for a peer's answer.
+    audit.record(
+        session,
+        actor=actor,
+        action="peer.added",
+        subject=entity_id,
+        details={
+            "thumbprint": thumbprint.strip(),
+            "previous_status": previous,
+            "request_delivered": peer.last_error is None,
+        },
+        now=node.now(),
+    )
     return peer
 
 
@@ -162,10 +190,20 @@ def receive_peering_request(
     # Known in any other state: nothing changes (SPEC 8.3). A trusted peer stays trusted, a
     # suspended one suspended, and a declined (removed) one cannot put itself back in the
     # queue: an administrator re-adds it with 'peer add' if that is wanted.
+    audit.record(  # the message is the peer's free text: not logged
+        session,
+        actor=f"peer:{entity_id}",
+        action="peer.requested",
+        subject=entity_id,
+        details={"status": peer.status, "new": known is None, "keyid": keyid},
+        now=now,
+    )
     return peer
 
 
-def accept_peer(node: Node, session: Session, entity_id: str, thumbprint: str) -> Peer:
+def accept_peer(
+    node: Node, session: Session, entity_id: str, thumbprint: str, *, actor: str = "cli"
+) -> Peer:
     """Trust a pending peer once its administrator's thumbprint matches what it published.
 
     Raises:
@@ -178,10 +216,20 @@ def accept_peer(node: Node, session: Session, entity_id: str, thumbprint: str) -
     configuration = _fetch_pinned(node, peer.entity_id, thumbprint)
     peer.status, peer.pinned_thumbprint = PeerStatus.TRUSTED, thumbprint
     store_configuration(node, session, peer, configuration)
+    audit.record(
+        session,
+        actor=actor,
+        action="peer.accepted",
+        subject=peer.entity_id,
+        details={"thumbprint": thumbprint.strip()},
+        now=node.now(),
+    )
     return peer
 
 
-def change_status(node: Node, session: Session, entity_id: str, status: str) -> Peer:
+def change_status(
+    node: Node, session: Session, entity_id: str, status: str, *, actor: str = "cli"
+) -> Peer:
     """Suspend, resume (back to trusted) or remove a peer.
 
     Removing forgets the peer's services and its capacity document; a suspended
@@ -194,19 +242,29 @@ def change_status(node: Node, session: Session, entity_id: str, status: str) -> 
     if status not in STATUS_CHANGES[peer.status]:
         allowed = ", ".join(sorted(STATUS_CHANGES[peer.status])) or "none"
         raise ConflictError(f"{peer.entity_id} is {peer.status}; it can become: {allowed}")
+    previous = peer.status
     peer.status, peer.updated_at = status, node.now()
     if status == PeerStatus.REMOVED:
         clear_peer_services(session, peer.id)
         session.execute(delete(PeerDirectory).where(PeerDirectory.peer_id == peer.id))
+    audit.record(
+        session,
+        actor=actor,
+        action=STATUS_ACTIONS[status],
+        subject=peer.entity_id,
+        details={"previous_status": previous},
+        now=peer.updated_at,
+    )
     return peer
 
 
-def refresh_peer(node: Node, session: Session, peer: Peer) -> Peer:
+def refresh_peer(node: Node, session: Session, peer: Peer, *, actor: str = "cli") -> Peer:
     """Fetch the peer's entity configuration again and follow a key rotation it chains to.
 
-    A failure is recorded on the peer (``last_error``, backoff) and raised.
+    A change of the peer's keys is audited (``peer.key_rotated``); a failure is recorded
+    on the peer (``last_error``, backoff) and raised.
     """
-    now = node.now()
+    now, held = node.now(), {key.kid for key in peer.keys}
     try:
         token = node.client.fetch_entity_configuration(peer.entity_id)
         configuration = verify_entity_configuration(
@@ -224,6 +282,21 @@ def refresh_peer(node: Node, session: Session, peer: Peer) -> Peer:
         backoff = min(node.settings.peer_refresh_seconds, 60 * 2 ** min(peer.refresh_failures, 10))
         peer.next_refresh_at = now + int(backoff * random.uniform(0.8, 1.2))  # noqa: S311
         raise
+    kids = {key.kid for key in peer.keys}
+    if kids != held:
+        audit.record(
+            session,
+            actor=actor,
+            action="peer.key_rotated",
+            subject=peer.entity_id,
+            details={
+                "keys_added": len(kids - held),
+                "keys_removed": len(held - kids),
+                # At most max_jwks_keys thumbprints: the keys that may now sign for the peer.
+                "signing_keys": " ".join(sorted(_signing_kids(peer))),
+            },
+            now=now,
+        )
     return peer
 
 

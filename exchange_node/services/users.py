@@ -3,6 +3,7 @@
 Passwords are stored as argon2id hashes (argon2-cffi's defaults) and never
 logged or returned. This module does not know about sessions or cookies; the
 web app calls :func:`verify_password` and decides what a signed-in user may do.
+Adding and disabling are audited under the user's numeric id, never the e-mail address.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from exchange_node.errors import (
     InvalidRequestError,
     NotFoundError,
 )
+from exchange_node.services import audit
 
 __all__ = [
     "MAX_PASSWORD_LENGTH",
@@ -87,7 +89,9 @@ def check_password_rules(email: str, password: str) -> None:
     raise InvalidRequestError(f"{problem}: choose another", {"password": problem})
 
 
-def add_user(session: Session, email: str, role: str, password: str, now: int) -> User:
+def add_user(
+    session: Session, email: str, role: str, password: str, now: int, *, actor: str = "cli"
+) -> User:
     """A new, enabled user with an argon2id hash of ``password``.
 
     Raises:
@@ -110,6 +114,14 @@ def add_user(session: Session, email: str, role: str, password: str, now: int) -
         session.flush()
     except IntegrityError as e:  # added by someone else since the check above
         raise _duplicate(email) from e
+    audit.record(
+        session,
+        actor=actor,
+        action="user.added",
+        subject=str(user.id),
+        details={"role": role},
+        now=now,
+    )
     return user
 
 
@@ -129,14 +141,22 @@ def get_user(session: Session, email: str) -> User:
     return user
 
 
-def disable_user(session: Session, email: str) -> User:
+def disable_user(session: Session, email: str, now: int, *, actor: str = "cli") -> User:
     """Stop a user from signing in; the record stays. Disabling twice changes nothing.
 
     Raises:
         NotFoundError: no user has this e-mail address.
     """
     user = get_user(session, email)
-    user.disabled = True
+    if not user.disabled:
+        user.disabled = True
+        audit.record(
+            session,
+            actor=actor,
+            action="user.disabled",
+            subject=str(user.id),
+            now=now,
+        )
     return user
 
 

@@ -74,8 +74,10 @@ def test_wrong_password_and_unknown_email_are_refused_alike(
 def test_disabled_user_is_refused_even_with_the_right_password(clinic_node: TestNode) -> None:
     add(clinic_node)
     with clinic_node.node.database.session() as session:
-        assert users.disable_user(session, "ada@clinic.example").disabled
-        assert users.disable_user(session, "ada@clinic.example").disabled  # twice: no change
+        assert users.disable_user(session, "ada@clinic.example", clinic_node.node.now()).disabled
+        assert users.disable_user(
+            session, "ada@clinic.example", clinic_node.node.now()
+        ).disabled  # twice: no change
     with (
         clinic_node.node.database.session() as session,
         pytest.raises(AuthenticationError, match="disabled"),
