@@ -217,7 +217,7 @@ def remove(home: Path | None, reference: str, yes: bool) -> None:
         found = catalog.find_service(session, reference)
         if not yes:
             click.confirm(f"Remove service {found.id} ({found.name})?", abort=True)
-        catalog.remove_service(session, found.id)
+        catalog.remove_service(session, found.id, node.now())
         click.echo(f"Service {found.id} is removed.")
 
 

@@ -11,7 +11,7 @@ document live elsewhere. This module does no HTTP.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,6 +22,7 @@ from exchange_node.db.models import CapacityPublication, CapacityStatus, Service
 from exchange_node.errors import ConflictError, InvalidRequestError, NotFoundError
 from exchange_node.node import Node
 from exchange_node.protocol.messages import format_timestamp
+from exchange_node.services import audit
 from exchange_node.services.service_records import (
     Publisher,
     ServiceFields,
@@ -41,7 +42,7 @@ __all__ = [
     "get_service",
     "import_services",
     "list_services",
-    "raise_version",
+    "record_change",
     "remove_service",
     "replace_service",
     "store_record",
@@ -89,7 +90,9 @@ def list_services(session: Session) -> list[Service]:
     return list(session.scalars(select(Service).order_by(Service.name, Service.id)))
 
 
-def add_service(node: Node, session: Session, record: Any, *, public: bool = False) -> Service:
+def add_service(
+    node: Node, session: Session, record: Any, *, public: bool = False, actor: str = "cli"
+) -> Service:
     """Store a new service from an HSDS record (an id is made when it has none).
 
     Raises:
@@ -103,13 +106,18 @@ def add_service(node: Node, session: Session, record: Any, *, public: bool = Fal
     _check_room(node, session, 1)
     service = _new_row(checked, public, node.now())
     session.add(service)
-    raise_version(session)
+    record_change(session, actor=actor, action="service.added", subject=service.id, now=node.now())
     session.flush()
     return service
 
 
 def add_service_from_fields(
-    node: Node, session: Session, changes: ServiceFields, *, public: bool = False
+    node: Node,
+    session: Session,
+    changes: ServiceFields,
+    *,
+    public: bool = False,
+    actor: str = "cli",
 ) -> Service:
     """Build a record from simple fields (status ``active`` and this node's organization
     unless given) and store it.
@@ -123,7 +131,8 @@ def add_service_from_fields(
         changes, status=changes.status or "active", organization=changes.organization or ""
     )
     base = {"id": str(uuid.uuid4()), "name": "", "status": "active"}
-    return add_service(node, session, apply_fields(base, filled, _publisher(node)), public=public)
+    record = apply_fields(base, filled, _publisher(node))
+    return add_service(node, session, record, public=public, actor=actor)
 
 
 def edit_service(
@@ -133,17 +142,26 @@ def edit_service(
     changes: ServiceFields,
     *,
     public: bool | None = None,
+    actor: str = "cli",
 ) -> Service:
     """Change the given fields of a service's record (and whether it is public)."""
     service = get_service(session, service_id)
     record = check_record(apply_fields(service.record, changes, _publisher(node)))
     store_record(service, record, public, node.now())
-    raise_version(session)
+    record_change(
+        session, actor=actor, action="service.changed", subject=service.id, now=node.now()
+    )
     return service
 
 
 def replace_service(
-    node: Node, session: Session, service_id: str, record: Any, *, public: bool | None = None
+    node: Node,
+    session: Session,
+    service_id: str,
+    record: Any,
+    *,
+    public: bool | None = None,
+    actor: str = "cli",
 ) -> Service:
     """Replace a service's record, keeping its id and, when the record has none, its capacities.
 
@@ -161,17 +179,25 @@ def replace_service(
         )
     checked = check_record(_keep_capacities(service, {**record, "id": service.id}))
     store_record(service, checked, public, node.now())
-    raise_version(session)
+    record_change(
+        session, actor=actor, action="service.changed", subject=service.id, now=node.now()
+    )
     return service
 
 
-def remove_service(session: Session, service_id: str) -> None:
-    session.delete(get_service(session, service_id))
-    raise_version(session)
+def remove_service(session: Session, service_id: str, now: int, *, actor: str = "cli") -> None:
+    """Remove a service; it leaves the next capacity document.
+
+    Raises:
+        NotFoundError: no such service.
+    """
+    service = get_service(session, service_id)
+    session.delete(service)
+    record_change(session, actor=actor, action="service.removed", subject=service.id, now=now)
 
 
 def import_services(
-    node: Node, session: Session, document: Any, *, public: bool = False
+    node: Node, session: Session, document: Any, *, public: bool = False, actor: str = "cli"
 ) -> ImportResult:
     """Add or update every service of an import, or none: all records are checked first.
 
@@ -192,10 +218,18 @@ def import_services(
             store_record(service, _keep_capacities(service, record), None, now)
         else:
             session.add(_new_row(record, public, now))
-    raise_version(session)
-    session.flush()
     added = tuple(i for i in ids if i not in existing)
-    return ImportResult(added=added, updated=tuple(i for i in ids if i in existing))
+    result = ImportResult(added=added, updated=tuple(i for i in ids if i in existing))
+    record_change(
+        session,
+        actor=actor,
+        action="service.imported",
+        subject="services",
+        details={"added": len(result.added), "updated": len(result.updated)},
+        now=now,
+    )
+    session.flush()
+    return result
 
 
 def export_services(session: Session) -> list[dict[str, Any]]:
@@ -222,13 +256,23 @@ def describe_service(service: Service) -> dict[str, Any]:
     }
 
 
-def raise_version(session: Session) -> None:
-    """The capacity document changes: raise its version (in the caller's transaction)."""
+def record_change(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    subject: str,
+    now: int,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """The capacity document changes: raise its version and audit why (in the caller's
+    transaction, so the change, the version and the entry commit together)."""
     session.execute(
         update(CapacityPublication)
         .where(CapacityPublication.id == 1)
         .values(version=CapacityPublication.version + 1)
     )
+    audit.record(session, actor=actor, action=action, subject=subject, details=details, now=now)
 
 
 def _checked_records(found: Iterable[tuple[str, Any]]) -> list[dict[str, Any]]:

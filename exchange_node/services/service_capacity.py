@@ -25,7 +25,7 @@ from exchange_node.db.models import CapacityStatus, Service
 from exchange_node.errors import InvalidRequestError
 from exchange_node.protocol.intake import INTAKE_FIELDS
 from exchange_node.protocol.messages import format_timestamp
-from exchange_node.services.catalog import get_service, raise_version, store_record
+from exchange_node.services.catalog import get_service, record_change, store_record
 from exchange_node.services.service_records import check_record
 
 __all__ = [
@@ -80,7 +80,9 @@ class CapacityChange:
     verified: bool = False
 
 
-def set_capacity(session: Session, service_id: str, change: CapacityChange, now: int) -> Service:
+def set_capacity(
+    session: Session, service_id: str, change: CapacityChange, now: int, *, actor: str = "cli"
+) -> Service:
     """Change a service's capacity; ``capacity_updated_at`` moves only if something changed.
 
     Raises:
@@ -102,13 +104,23 @@ def set_capacity(session: Session, service_id: str, change: CapacityChange, now:
     if change.verified:
         service.verified_at = now
     if changed or change.verified:
-        raise_version(session)
+        record_change(
+            session,
+            actor=actor,
+            action="capacity.changed" if changed else "capacity.verified",
+            subject=service.id,
+            details={
+                "status": service.capacity_status,
+                "accepting_referrals": service.accepting_referrals,
+            },
+            now=now,
+        )
     return service
 
 
-def verify_capacity(session: Session, service_id: str, now: int) -> Service:
+def verify_capacity(session: Session, service_id: str, now: int, *, actor: str = "cli") -> Service:
     """A person confirms that the capacity is still right: only ``verified_at`` changes."""
-    return set_capacity(session, service_id, CapacityChange(verified=True), now)
+    return set_capacity(session, service_id, CapacityChange(verified=True), now, actor=actor)
 
 
 def _capacity_values(change: CapacityChange) -> dict[str, Any]:

@@ -45,7 +45,7 @@ def add_service(client: ApiClient) -> tuple[dict[str, Any], int, dict[str, str]]
     body, public = _json_body(), _public()
     with node.database.session() as session:
         added = catalog.describe_service(
-            catalog.add_service(node, session, body, public=bool(public))
+            catalog.add_service(node, session, body, public=bool(public), actor=_actor(client))
         )
     service_id = added["service"]["id"]
     log.info("service %s added by client %s", service_id, client.client_id)
@@ -67,7 +67,9 @@ def replace_service(client: ApiClient, service_id: str) -> dict[str, Any]:
     node = current_node()
     body, public = _json_body(), _public()
     with node.database.session() as session:
-        replaced = catalog.replace_service(node, session, service_id, body, public=public)
+        replaced = catalog.replace_service(
+            node, session, service_id, body, public=public, actor=_actor(client)
+        )
         log.info("service %s replaced by client %s", replaced.id, client.client_id)
         return catalog.describe_service(replaced)
 
@@ -77,7 +79,7 @@ def replace_service(client: ApiClient, service_id: str) -> dict[str, Any]:
 def remove_service(client: ApiClient, service_id: str) -> Response:
     node = current_node()
     with node.database.session() as session:
-        catalog.remove_service(session, service_id)
+        catalog.remove_service(session, service_id, node.now(), actor=_actor(client))
     log.info("service %s removed by client %s", service_id[:36], client.client_id)
     return Response(status=204)
 
@@ -106,7 +108,9 @@ def set_capacity(client: ApiClient, service_id: str) -> dict[str, Any]:
     )
     node = current_node()
     with node.database.session() as session:
-        changed = service_capacity.set_capacity(session, service_id, change, node.now())
+        changed = service_capacity.set_capacity(
+            session, service_id, change, node.now(), actor=_actor(client)
+        )
         return catalog.describe_service(changed)
 
 
@@ -117,7 +121,9 @@ def import_services(client: ApiClient) -> Any:
     node = current_node()
     body, public = _json_body(), _public()
     with node.database.session() as session:
-        result = catalog.import_services(node, session, body, public=bool(public))
+        result = catalog.import_services(
+            node, session, body, public=bool(public), actor=_actor(client)
+        )
     log.info(
         "import by client %s: %d added, %d updated",
         client.client_id,
@@ -149,3 +155,8 @@ def _public() -> bool | None:
             "the query parameter public is true or false", {"/query/public": "not a boolean"}
         )
     return _BOOLEANS[value]
+
+
+def _actor(client: ApiClient) -> str:
+    """Who the audit log says acted: the integration client."""
+    return f"api:{client.client_id}"

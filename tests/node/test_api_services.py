@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from werkzeug.test import TestResponse
 
-from exchange_node.db.models import CapacityPublication
-from exchange_node.services import clients
+from exchange_node.db.models import CapacityPublication, OAuthClient
+from exchange_node.services import audit, clients
 from tests.node.conftest import assert_problem, hsds_service
 from tests.node.test_oauth import get_token
 from tests.test_hsds import assert_official
@@ -243,3 +244,30 @@ def test_import_is_all_or_nothing(api: Api, clinic_node: TestNode) -> None:
     assert version(clinic_node) == before
     names = [entry["service"]["name"] for entry in api("GET", SERVICES).json["services"]]  # type: ignore[index]
     assert names == ["Food", "Legal"]
+
+
+def test_changes_are_audited_as_the_client(api: Api, clinic_node: TestNode) -> None:
+    created = api("POST", SERVICES, hsds_service("Meals"))
+    service_id = created.json["service"]["id"] if created.json else ""
+    capacity = {"status": "waitlist", "accepting_referrals": True, "verified": True}
+    assert api("PUT", f"{SERVICES}/{service_id}/capacity", capacity).status_code == 200
+    assert api("DELETE", f"{SERVICES}/{service_id}").status_code == 204
+    with clinic_node.node.database.session() as session:
+        [client_id] = session.scalars(select(OAuthClient.client_id)).all()
+        logged = [
+            (entry.actor, entry.action, entry.subject, entry.details)
+            for entry in audit.entries(session)
+            if entry.action.startswith(("service.", "capacity."))
+        ]
+        assert audit.verify(session).ok
+    actor = f"api:{client_id}"
+    assert logged == [
+        (actor, "service.added", service_id, {}),
+        (
+            actor,
+            "capacity.changed",
+            service_id,
+            {"status": "waitlist", "accepting_referrals": True},
+        ),
+        (actor, "service.removed", service_id, {}),
+    ]

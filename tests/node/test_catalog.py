@@ -59,7 +59,7 @@ def test_every_change_raises_the_version_once(node: TestNode) -> None:
         catalog.import_services(node.node, session, [hsds_service("A"), hsds_service("B")])
     assert version(node) == start + 4
     with node.node.database.session() as session:
-        catalog.remove_service(session, service_id)
+        catalog.remove_service(session, service_id, node.node.now())
     assert version(node) == start + 5
 
 
