@@ -6,6 +6,8 @@ hand it (with a database session) to the services. Nothing reads globals.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +15,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
+from exchange_node.data_key import DataKeyRing
 from exchange_node.db import Database
 from exchange_node.db.migrate import check_migrated
 from exchange_node.errors import NotInitializedError, StorageError
@@ -21,6 +24,8 @@ from exchange_node.keystore import KeyRing, KeyStore
 from exchange_node.services import identity
 from exchange_node.settings import Settings
 from exchange_node.transport import RequestsTransport, Transport
+
+log = logging.getLogger("exchange_node.node")
 
 
 def system_clock() -> int:
@@ -40,6 +45,8 @@ class Node:
     client: FederationClient
     clock: Callable[[], int] = system_clock
     _published: tuple[tuple[str, ...], int, str] | None = field(default=None, repr=False)
+    _data_key: DataKeyRing | None = field(default=None, repr=False)
+    _data_key_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def open(
@@ -84,6 +91,37 @@ class Node:
 
     def now(self) -> int:
         return self.clock()
+
+    @property
+    def data_key(self) -> DataKeyRing:
+        """The keys that seal personal data at rest, read once (made on first use if missing).
+
+        A node initialized before data keys existed has no ``data.key``: the first use
+        makes one and logs it. Thread-safe; across processes one of them makes the key.
+
+        Raises:
+            ConfigurationError: ``data.key`` cannot be read, decrypted or written.
+        """
+        ring = self._data_key
+        if ring is not None:
+            return ring
+        with self._data_key_lock:
+            if self._data_key is None:
+                settings = self.settings
+                ring, created = DataKeyRing.load_or_create(
+                    settings.data_key_path,
+                    settings.key_passphrase,
+                    self.now(),
+                    limits=settings.limits,
+                )
+                if created:
+                    log.warning(
+                        "made the data key %s in %s (this node had none): back it up with keys.jwk",
+                        ring.sealing_key.kid,
+                        settings.data_key_path,
+                    )
+                self._data_key = ring
+            return self._data_key
 
     def ring(self, session: Session) -> KeyRing:
         return self.keystore.ring(session, self.now())

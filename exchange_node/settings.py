@@ -69,6 +69,11 @@ class Settings:
         return self.home / "keys.jwk"
 
     @property
+    def data_key_path(self) -> Path:
+        """The AES-256-GCM keys that seal personal data at rest (:mod:`exchange_node.data_key`)."""
+        return self.home / "data.key"
+
+    @property
     def is_initialized(self) -> bool:
         return self.config_path.is_file()
 
