@@ -42,13 +42,11 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from joserfc import jwe
-from joserfc.errors import JoseError
-from joserfc.jwk import OctKey
 
 from exchange_node.errors import ConfigurationError, ExchangeError
-from exchange_node.protocol.keys import MIN_PASSPHRASE_LENGTH
-from exchange_node.protocol.limits import DEFAULT_LIMITS, KEY_STORAGE_ALGORITHM, Limits
+from exchange_node.protocol.errors import MalformedError, PassphraseError
+from exchange_node.protocol.keys import MIN_PASSPHRASE_LENGTH, open_key_set, seal_key_set
+from exchange_node.protocol.limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
     "FORMAT_VERSION",
@@ -69,8 +67,6 @@ _HEADER_BYTES = 1 + KEY_ID_BYTES
 #: Bytes a sealed value adds to its plaintext.
 OVERHEAD = _HEADER_BYTES + NONCE_BYTES + TAG_BYTES
 _ALGORITHM = "A256GCM"
-_STORAGE_ALGORITHMS = [KEY_STORAGE_ALGORITHM, "A256GCM"]
-_STORAGE_CTY = "jwk-set+json"
 _MISSING_HINT = (
     "restore it from a backup of the home folder; values sealed under it cannot be "
     "opened without it"
@@ -370,18 +366,9 @@ def _dump_keys(
     path: Path, keys: Sequence[DataKey], passphrase: str | None, limits: Limits
 ) -> bytes:
     document = json.dumps({"keys": [key.to_jwk() for key in keys]}, sort_keys=True).encode()
-    if passphrase is None:
-        return document
-    _check_passphrase(passphrase, path)
-    header = {
-        "alg": KEY_STORAGE_ALGORITHM,
-        "enc": "A256GCM",
-        "cty": _STORAGE_CTY,
-        "p2c": limits.key_storage_iterations,
-    }
-    password = OctKey.import_key(passphrase.encode("utf-8"))
-    token = jwe.encrypt_compact(header, document, password, algorithms=_STORAGE_ALGORITHMS)
-    return token.encode("ascii")
+    if passphrase is not None:
+        _check_passphrase(passphrase, path)
+    return seal_key_set(document, passphrase, limits=limits)
 
 
 def _read_keys(path: Path, passphrase: str | None) -> list[DataKey]:
@@ -418,22 +405,18 @@ def _decrypt(path: Path, token: bytes, passphrase: str | None) -> bytes:
             f"the data key file {path} is encrypted: set EXCHANGE_KEY_PASSPHRASE"
         )
     _check_passphrase(passphrase, path)
-    password = OctKey.import_key(passphrase.encode("utf-8"))
     try:
-        result = jwe.decrypt_compact(token, password, algorithms=_STORAGE_ALGORITHMS)
-    except JoseError:
+        return open_key_set(token, passphrase)
+    except PassphraseError:
         raise ConfigurationError(
             f"the data key file {path} cannot be decrypted with this passphrase "
             "(check EXCHANGE_KEY_PASSPHRASE)"
         ) from None
-    except (ValueError, TypeError):
+    except MalformedError:
         raise ConfigurationError(
             f"the data key file {path} is corrupt (neither a JWK Set nor an encrypted one); "
             f"{_MISSING_HINT}"
         ) from None
-    if result.plaintext is None:
-        raise ConfigurationError(f"the data key file {path} cannot be decrypted")
-    return bytes(result.plaintext)
 
 
 def _check_passphrase(passphrase: str, path: Path) -> None:

@@ -183,6 +183,18 @@ def dump_private_keys(
     is the plain JWK Set JSON, which the caller must protect with file permissions.
     """
     document = json.dumps({"keys": [key.private_jwk() for key in keys]}, sort_keys=True).encode()
+    return seal_key_set(document, passphrase, limits=limits)
+
+
+def seal_key_set(
+    document: bytes, passphrase: str | None, *, limits: Limits = DEFAULT_LIMITS
+) -> bytes:
+    """A JWK Set document as stored: encrypted under ``passphrase`` when one is given
+    (JWE ``PBES2-HS512+A256KW`` / ``A256GCM``, ``cty: jwk-set+json``), else as it is.
+
+    Raises:
+        PassphraseError: the passphrase is too short.
+    """
     if passphrase is None:
         return document
     _check_passphrase(passphrase)
@@ -199,6 +211,21 @@ def dump_private_keys(
     return token.encode("ascii")
 
 
+def open_key_set(data: bytes, passphrase: str | None) -> bytes:
+    """The JWK Set document in ``data`` written by :func:`seal_key_set` (not yet parsed).
+
+    Raises:
+        PassphraseError: encrypted, and the passphrase is missing, too short or wrong.
+        MalformedError: neither a JWK Set nor an encrypted one.
+    """
+    stripped = data.strip()
+    if stripped[:1] == b"{":
+        return stripped
+    if passphrase is None:
+        raise PassphraseError("the stored keys are encrypted; a passphrase is required")
+    return _decrypt_stored_keys(stripped, passphrase)
+
+
 def load_private_keys(data: bytes, passphrase: str | None) -> list[NodeKey]:
     """Load keys written by :func:`dump_private_keys`.
 
@@ -206,13 +233,8 @@ def load_private_keys(data: bytes, passphrase: str | None) -> list[NodeKey]:
         PassphraseError: the keys are encrypted and the passphrase is missing or wrong.
         KeyFormatError: the stored document does not hold valid keys.
     """
-    stripped = data.strip()
-    if stripped[:1] != b"{":
-        if passphrase is None:
-            raise PassphraseError("the stored keys are encrypted; a passphrase is required")
-        stripped = _decrypt_stored_keys(stripped, passphrase)
     try:
-        document = json.loads(stripped)
+        document = json.loads(open_key_set(data, passphrase))
         entries = document["keys"]
     except (ValueError, KeyError, TypeError) as e:
         raise KeyFormatError("stored keys are not a JWK Set") from e
@@ -275,5 +297,7 @@ __all__ = [
     "import_jwk",
     "import_jwks",
     "load_private_keys",
+    "open_key_set",
+    "seal_key_set",
     "thumbprint",
 ]
