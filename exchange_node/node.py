@@ -47,6 +47,8 @@ class Node:
     _published: tuple[tuple[str, ...], int, str] | None = field(default=None, repr=False)
     _data_key: DataKeyRing | None = field(default=None, repr=False)
     _data_key_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: Set when a message was queued, so an in-process worker delivers it without waiting.
+    outbox_signal: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @classmethod
     def open(
@@ -91,6 +93,10 @@ class Node:
 
     def now(self) -> int:
         return self.clock()
+
+    def notify_outbox(self) -> None:
+        """Wake this process's worker: a message was queued (call after committing it)."""
+        self.outbox_signal.set()
 
     @property
     def data_key(self) -> DataKeyRing:

@@ -51,6 +51,14 @@ class Settings:
     public_hsds: bool = False
     #: How often the in-process worker runs a round.
     worker_interval_seconds: int = 30
+    #: How often the worker looks for outbox messages that are due (a new one wakes it sooner).
+    delivery_poll_seconds: float = 1.0
+    #: How many messages the worker delivers at the same time.
+    delivery_concurrency: int = 8
+    #: After this long without a receipt a message is marked failed (SPEC 7.5).
+    delivery_deadline_seconds: int = 86_400
+    #: Days after a referral closes (or its consent expires) before its personal data is purged.
+    retention_days: int = 90
     #: Timeout of one request to a peer.
     http_timeout_seconds: float = 10.0
     #: Lifetime of OAuth 2 access tokens issued to integration clients.
@@ -91,6 +99,10 @@ _ENVIRONMENT: dict[str, tuple[str, type]] = {
     "EXCHANGE_SYNC_CONCURRENCY": ("sync_concurrency", int),
     "EXCHANGE_PUBLIC_HSDS": ("public_hsds", bool),
     "EXCHANGE_WORKER_INTERVAL_SECONDS": ("worker_interval_seconds", int),
+    "EXCHANGE_DELIVERY_POLL_SECONDS": ("delivery_poll_seconds", float),
+    "EXCHANGE_DELIVERY_CONCURRENCY": ("delivery_concurrency", int),
+    "EXCHANGE_DELIVERY_DEADLINE_SECONDS": ("delivery_deadline_seconds", int),
+    "EXCHANGE_RETENTION_DAYS": ("retention_days", int),
     "EXCHANGE_HTTP_TIMEOUT_SECONDS": ("http_timeout_seconds", float),
     "EXCHANGE_ACCESS_TOKEN_SECONDS": ("access_token_seconds", int),
     "EXCHANGE_ALLOW_PRIVATE_PEERS": ("allow_private_peers", bool),
@@ -111,6 +123,10 @@ _FILE_TYPES: dict[str, type | tuple[type, ...]] = {
     "sync_concurrency": int,
     "public_hsds": bool,
     "worker_interval_seconds": int,
+    "delivery_poll_seconds": (int, float),
+    "delivery_concurrency": int,
+    "delivery_deadline_seconds": int,
+    "retention_days": int,
     "http_timeout_seconds": (int, float),
     "access_token_seconds": int,
     "allow_private_peers": bool,
@@ -214,6 +230,10 @@ def _check(settings: Settings) -> None:
         "http_timeout_seconds",
         "access_token_seconds",
         "sync_concurrency",
+        "delivery_poll_seconds",
+        "delivery_concurrency",
+        "delivery_deadline_seconds",
+        "retention_days",
     ):
         if not getattr(settings, name) > 0:  # also refuses a NaN timeout
             raise ConfigurationError(f"{name} must be positive")

@@ -1,8 +1,9 @@
 """The node's tables. Times are integer Unix seconds, like the protocol's ``now``.
 
-Nothing here holds a person's data yet; referrals (encrypted at rest) arrive
-with their own issue. Peer keys live in their own table so an incoming request's
-``keyid`` finds its peer with one indexed lookup.
+A person's data lives only in ``sealed`` columns (``LargeBinary``), encrypted under
+the node data key (:mod:`exchange_node.data_key`) with the row's place as associated
+data; every other column holds identifiers, codes and times. Peer keys live in their
+own table so an incoming request's ``keyid`` finds its peer with one indexed lookup.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -78,6 +80,9 @@ class Peer(Base):
     next_refresh_at: Mapped[int | None] = mapped_column(index=True)
     refresh_failures: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(String(500))
+    #: Outbox backoff per peer (SPEC 7.5): failed attempts in a row, and no attempt before.
+    delivery_failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    delivery_retry_at: Mapped[int | None]
 
     keys: Mapped[list[PeerKey]] = relationship(
         back_populates="peer", cascade="all, delete-orphan", order_by="PeerKey.position"
@@ -370,3 +375,161 @@ class AuditEntry(Base):
 
 #: ``audit list --action CODE`` reads one action's entries in order.
 Index("ix_audit_entries_action", AuditEntry.action, AuditEntry.seq)
+
+
+class ReferralRole(StrEnum):
+    """This node's part in a referral: it referred the person, or it serves them."""
+
+    SENT = "sent"
+    RECEIVED = "received"
+
+
+class Referral(Base):
+    """A referral this node sent or received, and the tombstone it leaves once purged.
+
+    ``sealed`` holds the person's data (``person``, ``consent``, ``safe_contact`` and
+    the override reason) as JSON sealed under the data key; it is ``None`` once purged,
+    and everything else is identifiers, codes and times (SPEC 5.9: the tombstone).
+    The pair (peer, ``referral_id``) names the referral in the protocol; ``role`` keeps
+    a node's own referrals apart from those a peer sent it.
+    """
+
+    __tablename__ = "referrals"
+    __table_args__ = (
+        UniqueConstraint("peer_id", "role", "referral_id", name="uq_referrals_peer_role_referral"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referral_id: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    peer_id: Mapped[int] = mapped_column(ForeignKey("peers.id"), index=True)
+    service_id: Mapped[str] = mapped_column(String(255))
+    #: The service's name as the serving node published it (not personal data).
+    service_name: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[str] = mapped_column(String(32))
+    consent_id: Mapped[str] = mapped_column(String(64))
+    #: Sent referrals: the code on the person's consent receipt (unique on this node).
+    consent_code: Mapped[str | None] = mapped_column(String(16), unique=True)
+    consent_expires_at: Mapped[int]
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: Sent although the service was not accepting (the reason is in ``sealed``).
+    override: Mapped[bool] = mapped_column(default=False)
+    capacity_version: Mapped[int | None]
+    #: Who created it here: ``cli``, ``api:<client id>``, ``user:<id>``, or ``peer``.
+    created_by: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[int]
+    updated_at: Mapped[int]
+    #: When the referral reached a terminal status (the retention clock starts here).
+    closed_at: Mapped[int | None] = mapped_column(index=True)
+    withdrawn_at: Mapped[int | None]
+    #: The consent-withdrawal message's jti (the one sent, or the one received).
+    withdrawal_jti: Mapped[str | None] = mapped_column(String(128))
+    purged_at: Mapped[int | None]
+    #: ``withdrawn`` or ``retention``.
+    purge_reason: Mapped[str | None] = mapped_column(String(16))
+    #: Sent referrals: ``deleted_at`` of the peer's deletion receipt.
+    peer_deleted_at: Mapped[int | None]
+    #: The last status sequence this node sent, and the highest applied from the peer.
+    sent_sequence: Mapped[int] = mapped_column(default=0)
+    received_sequence: Mapped[int] = mapped_column(default=0)
+
+    events: Mapped[list[ReferralEvent]] = relationship(
+        back_populates="referral", cascade="all, delete-orphan", order_by="ReferralEvent.id"
+    )
+
+
+class ReferralEvent(Base):
+    """One line of a referral's timeline: a status change, a withdrawal, a purge, a deletion.
+
+    ``sealed_text`` holds the free text (the note and ``reason.text``) sealed under the
+    data key, ``None`` once purged; the rest is the status history a tombstone keeps.
+    """
+
+    __tablename__ = "referral_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referral_pk: Mapped[int] = mapped_column(
+        ForeignKey("referrals.id", ondelete="CASCADE"), index=True
+    )
+    time: Mapped[int]
+    #: ``status``, ``withdrawn``, ``purged``, ``deleted-at-peer`` or ``delivery-failed``.
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str | None] = mapped_column(String(32))
+    #: The side that made a status change: ``sender`` or ``receiver`` (SPEC 10).
+    side: Mapped[str | None] = mapped_column(String(16))
+    sequence: Mapped[int | None]
+    reason_code: Mapped[str | None] = mapped_column(String(32))
+    sealed_text: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+    referral: Mapped[Referral] = relationship(back_populates="events")
+
+
+class OutboxState(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class OutboxMessage(Base):
+    """A sealed message waiting for (or done with) delivery to a peer (SPEC 7.5).
+
+    ``envelope`` is the exact JWE sent on every attempt (encrypted to the peer);
+    ``sealed_body`` is its body under the data key, kept to re-seal an expired
+    envelope with a new ``jti``. Both are cleared once delivered, failed or purged.
+    A worker claims a row by setting ``lease_until`` (``FOR UPDATE SKIP LOCKED`` on
+    PostgreSQL), so a crashed worker's rows come back when the lease ends.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    peer_id: Mapped[int] = mapped_column(ForeignKey("peers.id"), index=True)
+    referral_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("referrals.id", ondelete="CASCADE"), index=True
+    )
+    message_type: Mapped[str] = mapped_column(String(32))
+    jti: Mapped[str] = mapped_column(String(128), unique=True)
+    envelope: Mapped[str | None] = mapped_column(Text)
+    envelope_sha256: Mapped[str | None] = mapped_column(String(64))
+    #: ``exp`` of the envelope: past it, the body is sealed again with a new ``jti``.
+    expires_at: Mapped[int]
+    sealed_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[int]
+    lease_until: Mapped[int | None]
+    #: After this the message is ``failed`` (SPEC 7.5: RECOMMENDED 24 hours).
+    deadline: Mapped[int]
+    created_at: Mapped[int]
+    delivered_at: Mapped[int | None]
+    receipt: Mapped[str | None] = mapped_column(Text)
+    last_error_code: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+#: The worker's claim: due pending rows, oldest first.
+Index("ix_outbox_due", OutboxMessage.state, OutboxMessage.next_attempt_at, OutboxMessage.id)
+
+
+class InboxMessage(Base):
+    """An envelope accepted from a peer: what replay checks and redelivery need (SPEC 7.2).
+
+    The envelope itself is not kept: its content is stored (sealed) in the referral.
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("peer_id", "jti", name="uq_inbox_peer_jti"),
+        UniqueConstraint("peer_id", "envelope_sha256", name="uq_inbox_peer_envelope"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    peer_id: Mapped[int] = mapped_column(ForeignKey("peers.id"))
+    jti: Mapped[str] = mapped_column(String(128))
+    envelope_sha256: Mapped[str] = mapped_column(String(64))
+    message_type: Mapped[str] = mapped_column(String(32))
+    #: The body's ``referral_id`` (every message type has one).
+    referral_id: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[int]
+    receipt: Mapped[str] = mapped_column(Text)
