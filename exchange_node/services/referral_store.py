@@ -20,8 +20,15 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from exchange_node.data_key import DataKeyRing
-from exchange_node.db.models import OutboxMessage, OutboxState, Referral, ReferralEvent
+from exchange_node.db.models import (
+    OutboxMessage,
+    OutboxState,
+    Referral,
+    ReferralEvent,
+    ReferralRole,
+)
 from exchange_node.errors import ConflictError
+from exchange_node.protocol.states import TERMINAL_STATUSES, Side
 
 #: ``Referral.purge_reason`` values.
 WITHDRAWN = "withdrawn"
@@ -120,6 +127,47 @@ def add_event(
         event.sealed_text = keys.seal_json(kept, context=event_context(referral, event))
     session.add(event)
     return event
+
+
+def record_status(
+    session: Session,
+    referral: Referral,
+    *,
+    status: str,
+    side: str,
+    sequence: int,
+    changed_at: int,
+    now: int,
+    reason_code: str | None = None,
+    text: Mapping[str, str | None] | None = None,
+    keys: DataKeyRing | None = None,
+) -> ReferralEvent:
+    """Apply a status change the caller has checked (``check_transition``) and log it.
+
+    Sets the status, the retention clock (``closed_at``) on a terminal status, and the
+    side's sequence; appends the timeline event with the sealed note and reason text.
+    """
+    referral.status = status
+    referral.updated_at = now
+    if status in TERMINAL_STATUSES and referral.closed_at is None:
+        referral.closed_at = changed_at
+    own = (side == Side.SENDER) == (referral.role == ReferralRole.SENT)
+    if own:
+        referral.sent_sequence = max(referral.sent_sequence, sequence)
+    else:
+        referral.received_sequence = max(referral.received_sequence, sequence)
+    return add_event(
+        session,
+        referral,
+        kind=STATUS,
+        now=changed_at,
+        status=status,
+        side=side,
+        sequence=sequence,
+        reason_code=reason_code,
+        text=text,
+        keys=keys,
+    )
 
 
 def open_event_text(keys: DataKeyRing, referral: Referral, event: ReferralEvent) -> dict[str, str]:
