@@ -38,11 +38,14 @@ def _register() -> None:
         capacity,
         clients,
         conformance,
+        demo,
         directory,
         keys,
         node,
         openapi,
         peers,
+        purge,
+        referrals,
         services,
         users,
     )
@@ -59,6 +62,9 @@ def _register() -> None:
         openapi,
         conformance,
         audit,
+        referrals,
+        purge,
+        demo,
     ):
         for command in module.COMMANDS:
             main.add_command(command)

@@ -17,10 +17,12 @@ from exchange_node.node import Node
 from exchange_node.settings import Settings, load_settings
 from exchange_node.web import (
     api_directory,
+    api_referrals,
     api_services,
     federation,
     health,
     hsds,
+    inbox,
     oauth,
     problems,
 )
@@ -48,8 +50,10 @@ def create_app(
     problems.init_app(app)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(federation.blueprint)
+    app.register_blueprint(inbox.blueprint)
     app.register_blueprint(oauth.blueprint)
     app.register_blueprint(api_services.blueprint)
     app.register_blueprint(api_directory.blueprint)
+    app.register_blueprint(api_referrals.blueprint)
     app.register_blueprint(hsds.blueprint)
     return app
