@@ -13,12 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from exchange_node.data_key import DataKeyRing
 from exchange_node.db import Database
 from exchange_node.db.migrate import check_migrated
-from exchange_node.errors import NotInitializedError, StorageError
+from exchange_node.db.models import OutboxMessage, Referral, ReferralEvent
+from exchange_node.errors import ConfigurationError, NotInitializedError, StorageError
 from exchange_node.federation_client import FederationClient
 from exchange_node.keystore import KeyRing, KeyStore
 from exchange_node.services import identity
@@ -26,6 +28,9 @@ from exchange_node.settings import Settings
 from exchange_node.transport import RequestsTransport, Transport
 
 log = logging.getLogger("exchange_node.node")
+
+#: Every column that holds values sealed under the data key.
+_SEALED_COLUMNS = (Referral.sealed, ReferralEvent.sealed_text, OutboxMessage.sealed_body)
 
 
 def system_clock() -> int:
@@ -114,6 +119,8 @@ class Node:
         with self._data_key_lock:
             if self._data_key is None:
                 settings = self.settings
+                if not settings.data_key_path.exists():
+                    self._refuse_new_data_key_over_sealed_values()
                 ring, created = DataKeyRing.load_or_create(
                     settings.data_key_path,
                     settings.key_passphrase,
@@ -128,6 +135,28 @@ class Node:
                     )
                 self._data_key = ring
             return self._data_key
+
+    def _refuse_new_data_key_over_sealed_values(self) -> None:
+        """A missing ``data.key`` is only made anew when nothing sealed under one is stored.
+
+        Otherwise the file was lost or moved: a new key would open none of those values,
+        and new ones would be sealed under a key the backups do not have.
+        """
+        with self.database.session() as session:
+            sealed = any(
+                session.scalar(select(column).where(column.is_not(None)).limit(1)) is not None
+                for column in (
+                    Referral.sealed,
+                    ReferralEvent.sealed_text,
+                    OutboxMessage.sealed_body,
+                )
+            )
+        if sealed:
+            raise ConfigurationError(
+                f"{self.settings.data_key_path} is missing, but the database holds personal data "
+                "sealed under a data key: restore data.key from the backup made with keys.jwk "
+                "(a new key could not open it)"
+            )
 
     def ring(self, session: Session) -> KeyRing:
         return self.keystore.ring(session, self.now())

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from exchange_node.data_key import DataKeyRing
+from exchange_node.db.models import Peer, Referral
 from exchange_node.errors import ConfigurationError
 from exchange_node.node import Node
 from exchange_node.protocol.limits import Limits
@@ -137,3 +138,55 @@ def test_sealed_values_stored_in_the_database_hold_no_plaintext(tmp_path: Path) 
     for path in settings.home.iterdir():
         if path.is_file():
             assert b"Dana Example" not in path.read_bytes(), path.name
+
+
+def test_a_lost_data_key_is_not_replaced_while_sealed_values_exist(tmp_path: Path) -> None:
+    """A missing data.key over sealed rows means it was lost: a new key would open none."""
+    settings = init(tmp_path / "home")
+    node = Node.open(settings)
+    try:
+        with node.database.session() as session:
+            peer = Peer(
+                entity_id="https://community.example",
+                status="trusted",
+                organization_name="Community",
+                organization_kind="community-network",
+                entity_configuration="-",
+                configuration_issued_at=NOW,
+                configuration_expires_at=NOW + 3600,
+                capacity_endpoint="https://community.example/federation/v1/capacity",
+                inbox_endpoint="https://community.example/federation/v1/inbox",
+                peering_endpoint="https://community.example/federation/v1/peering-requests",
+                languages=["en"],
+                created_at=NOW,
+                updated_at=NOW,
+            )
+            session.add(peer)
+            session.flush()
+            referral = Referral(
+                referral_id="4a8e2f10-9c3b-4d6e-a1f7-0b5c8d2e6f93",
+                role="received",
+                peer_id=peer.id,
+                service_id="s1",
+                status="requested",
+                consent_id="c6f1e9a0-5b7d-4c1e-8f3a-2d9b0e4c7a11",
+                consent_expires_at=NOW + 86_400,
+                created_by="peer:https://community.example",
+                created_at=NOW,
+                updated_at=NOW,
+            )
+            referral.sealed = node.data_key.seal(SECRET, context=CONTEXT)
+            session.add(referral)
+    finally:
+        node.database.dispose()
+    kept = settings.data_key_path.read_bytes()
+    settings.data_key_path.unlink()  # lost
+    node = Node.open(settings)
+    try:
+        with pytest.raises(ConfigurationError, match=r"restore data\.key from the backup"):
+            _ = node.data_key
+        assert not settings.data_key_path.exists()  # nothing made over the sealed values
+        settings.data_key_path.write_bytes(kept)  # restored from the backup
+        assert node.data_key.open(referral.sealed or b"", context=CONTEXT) == SECRET
+    finally:
+        node.database.dispose()
