@@ -12,17 +12,31 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 from exchange_node.errors import PeerRefusedError, PeerUnreachableError
 from exchange_node.protocol.capacity import CAPACITY_MEDIA_TYPE
 from exchange_node.protocol.entity import ENTITY_CONFIGURATION_MEDIA_TYPE, WELL_KNOWN_PATH
+from exchange_node.protocol.envelope import ENVELOPE_MEDIA_TYPE
+from exchange_node.protocol.errors import PROBLEM_CONTENT_TYPE
 from exchange_node.protocol.httpsig import sign_request
 from exchange_node.protocol.keys import NodeKey
 from exchange_node.protocol.limits import Limits
+from exchange_node.protocol.statements import RECEIPT_MEDIA_TYPE
 from exchange_node.transport import HttpResponse, Transport
 
 #: An entity tag as RFC 9110 section 8.8.3 allows it, short enough to store and send back.
 _ETAG = re.compile(r'(W/)?"[\x21\x23-\x7e]{0,120}"')
+#: What an inbox answers (SPEC 7.1): a receipt, or a problem.
+INBOX_ACCEPT = f"{RECEIPT_MEDIA_TYPE}, {PROBLEM_CONTENT_TYPE}"
+
+
+@dataclass(frozen=True)
+class PeerProblem:
+    """The stable ``code`` and the ``detail`` of a peer's problem document (SPEC 12.1)."""
+
+    code: str | None
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,20 @@ class FederationClient:
         self._raise_for_problem(url, response)
         return response
 
+    def post_envelope(self, url: str, envelope: str, *, key: NodeKey, now: int) -> HttpResponse:
+        """POST the exact envelope bytes to a peer's inbox with a new signature (SPEC 7.1).
+
+        The answer comes back as it is, problems included: the sender decides what a
+        status, a problem code or ``Retry-After`` mean for the message (SPEC 7.5).
+
+        Raises:
+            PeerUnreachableError: no answer (network error, timeout, an oversized answer).
+        """
+        body = envelope.encode("ascii")
+        headers = {"Accept": INBOX_ACCEPT, "Content-Type": ENVELOPE_MEDIA_TYPE}
+        headers |= sign_request("POST", url, headers, body, key=key, now=now, limits=self.limits)
+        return self.transport.send("POST", url, headers, body, max_bytes=self.limits.max_body_bytes)
+
     def fetch_capacity(
         self, url: str, *, key: NodeKey, now: int, etag: str | None = None
     ) -> CapacityResponse:
@@ -122,18 +150,43 @@ class FederationClient:
     def _raise_for_problem(url: str, response: HttpResponse) -> None:
         if response.status < 400:
             return
-        code, detail = "unknown", f"HTTP {response.status}"
-        content_type = _header(response, "content-type") or ""
-        if content_type.startswith("application/problem+json"):
-            try:
-                problem = json.loads(response.body)
-                code = str(problem.get("code", code))[:64]
-                detail = str(problem.get("detail", detail))[:300]
-            except (ValueError, AttributeError):
-                pass
-        if response.status >= 500 and code == "unknown":
+        problem = read_problem(response)
+        code = problem.code or "unknown"
+        if response.status >= 500 and problem.code is None:
             raise PeerUnreachableError(f"{url} failed with HTTP {response.status}")
-        raise PeerRefusedError(f"{url} refused: {code}: {detail}", code, response.status)
+        raise PeerRefusedError(f"{url} refused: {code}: {problem.detail}", code, response.status)
+
+
+def read_problem(response: HttpResponse) -> PeerProblem:
+    """The problem document of an error answer; ``code`` is None when there is none."""
+    code, detail = None, f"HTTP {response.status}"
+    content_type = _header(response, "content-type") or ""
+    if content_type.startswith(PROBLEM_CONTENT_TYPE):
+        try:
+            problem = json.loads(response.body)
+            if problem.get("code") is not None:
+                code = str(problem["code"])[:64]
+            detail = str(problem.get("detail", detail))[:300]
+        except (ValueError, AttributeError):
+            pass
+    return PeerProblem(code, detail)
+
+
+def retry_after(response: HttpResponse, now: int) -> int | None:
+    """Seconds to wait that ``Retry-After`` asks for (RFC 9110 10.2.3), or None.
+
+    Either form is read: delay-seconds, or an HTTP-date (a date already past is 0).
+    """
+    value = (_header(response, "retry-after") or "").strip()
+    if value.isascii() and value.isdigit():
+        return int(value[:9])
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None  # RFC 9110 dates are GMT; a date without a zone is not one
+    return max(0, int(when.timestamp()) - now)
 
 
 def _header(response: HttpResponse, name: str) -> str | None:

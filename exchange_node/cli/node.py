@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from pathlib import Path
 
 import click
@@ -16,6 +15,7 @@ from exchange_node.db.migrate import upgrade
 from exchange_node.errors import ConfigurationError, NotInitializedError
 from exchange_node.node import system_clock
 from exchange_node.protocol.wire import ORGANIZATION_KINDS
+from exchange_node.services import delivery
 from exchange_node.services.setup import initialize_node
 from exchange_node.settings import load_settings
 
@@ -122,21 +122,24 @@ def serve(
         level=node.settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     app = create_app(node=node)
-    stop = None if no_worker else worker.start_in_background(node)[1]
+    background = None if no_worker else worker.start_in_background(node)
     host, port = host or node.settings.host, port or node.settings.port
     click.echo(f"Serving {node.settings.url} on http://{host}:{port}")
     try:
         waitress.serve(app, host=host, port=port, threads=threads, ident="exchange-node")
     finally:
-        if stop is not None:
-            stop.set()
+        if background is not None:
+            background.stop(timeout=node.settings.http_timeout_seconds)
 
 
 @click.command("worker")
 @home_option
-@click.option("--once", is_flag=True, help="Run one round and exit.")
+@click.option("--once", is_flag=True, help="Run one round, deliver what is due, and exit.")
 def run_worker(home: Path | None, once: bool) -> None:
-    """Run the background worker on its own (several may share a PostgreSQL database)."""
+    """Run the background worker on its own: the outbox and upkeep rounds.
+
+    Several workers may share a PostgreSQL database (each outbox row is claimed by one).
+    """
     node = open_node(home)
     logging.basicConfig(
         level=node.settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -147,12 +150,18 @@ def run_worker(home: Path | None, once: bool) -> None:
             f"{report.refreshed} peers refreshed, {report.failed} failed; capacity: "
             f"{report.synced} updated, {report.unchanged} unchanged, {report.sync_failed} failed"
         )
+        sent = delivery.deliver_until_idle(node)
+        click.echo(
+            f"outbox: {sent.delivered} delivered, {sent.retried} to retry, {sent.failed} failed; "
+            f"{report.purged} referrals purged past retention"
+        )
         return
-    stop = threading.Event()
+    background = worker.start_in_background(node, upkeep=False)
+    stop = background.stop_event
     try:
         worker.run_forever(node, stop)
     except KeyboardInterrupt:
-        stop.set()
+        background.stop(timeout=node.settings.http_timeout_seconds)
 
 
 COMMANDS = [init, migrate, serve, run_worker]

@@ -209,7 +209,8 @@ def test_worker_once_reports_its_round(home: Path) -> None:
     result = run("worker", "--once", "--home", str(home))
     assert (result.exit_code, result.output) == (
         0,
-        "0 peers refreshed, 0 failed; capacity: 0 updated, 0 unchanged, 0 failed\n",
+        "0 peers refreshed, 0 failed; capacity: 0 updated, 0 unchanged, 0 failed\n"
+        "outbox: 0 delivered, 0 to retry, 0 failed; 0 referrals purged past retention\n",
     )
 
 

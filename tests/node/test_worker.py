@@ -1,9 +1,12 @@
-"""The worker's round: refresh due peers, back off failing ones, sync capacity documents,
-forget expired nonces."""
+"""The worker: its round (refresh due peers, back off failing ones, sync capacity documents,
+forget expired nonces, purge past retention) and its delivery loop."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
@@ -11,11 +14,21 @@ from sqlalchemy import func, select
 
 from exchange_node import worker
 from exchange_node.db import Database
-from exchange_node.db.models import DirectoryService, OwnKey, Peer, PeerStatus, SeenNonce
+from exchange_node.db.models import (
+    DirectoryService,
+    OutboxState,
+    OwnKey,
+    Peer,
+    PeerStatus,
+    Referral,
+    SeenNonce,
+)
 from exchange_node.protocol.httpsig import sign_request
 from exchange_node.protocol.keys import dump_private_keys
 from exchange_node.services import peers
 from tests.node.conftest import Federation
+from tests.node.test_delivery import ScriptedInbox, make_referral, queue, row_of
+from tests.node.test_delivery import inbox as inbox  # the fixture
 
 if TYPE_CHECKING:  # imported by name, pytest would try to collect the Test* classes
     from tests.node.conftest import TestClock, TestNode
@@ -211,3 +224,59 @@ def test_run_forever_logs_a_failed_round_instead_of_dying(
     community.node.database = Database("postgresql://postgres@127.0.0.1:1/gone")
     worker.run_forever(community.node, StopAfterOneRound())
     assert "worker round failed: storage_unavailable" in caplog.text
+
+
+def test_round_purges_personal_data_past_retention(
+    community: TestNode, clinic: TestNode, clock: TestClock
+) -> None:
+    referral_pk = make_referral(community, clinic)
+    with community.node.database.session() as session:
+        session.get_one(Referral, referral_pk).closed_at = clock()
+    assert worker.run_round(community.node).purged == 0
+    clock.advance(90 * 86_400)  # the default retention_days
+    assert worker.run_round(community.node).purged == 1
+    with community.node.database.session() as session:
+        referral = session.get_one(Referral, referral_pk)
+        assert (referral.purged_at, referral.purge_reason) == (clock(), "retention")
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_delivery_loop_sends_a_queued_message_at_once(
+    community: TestNode, clinic: TestNode, inbox: ScriptedInbox
+) -> None:
+    node = community.node
+    node.settings = dataclasses.replace(node.settings, delivery_poll_seconds=3_600.0)
+    background = worker.start_in_background(node, upkeep=False)
+    try:
+        row_id = queue(community, clinic)
+        node.notify_outbox()  # no poll within the test: only the signal wakes the loop
+        assert wait_for(lambda: row_of(community, row_id).state == OutboxState.DELIVERED)
+    finally:
+        background.stop(timeout=10)
+    assert not any(thread.is_alive() for thread in background.threads)
+    assert len(inbox.posts) == 1
+
+
+def test_delivery_loop_logs_a_failed_pass_instead_of_dying(
+    community: TestNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    stop = threading.Event()
+
+    class StopWhenWaiting(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            stop.set()
+            return True
+
+    community.node.outbox_signal = StopWhenWaiting()
+    community.node.database.dispose()
+    community.node.database = Database("postgresql://postgres@127.0.0.1:1/gone")
+    worker.run_deliveries(community.node, stop)
+    assert "outbox delivery failed: storage_unavailable" in caplog.text
