@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import Schema
 
@@ -26,9 +26,15 @@ from exchange_node.errors import (
 )
 from exchange_node.protocol import errors as protocol
 from exchange_node.protocol.entity import WELL_KNOWN_PATH
+from exchange_node.protocol.envelope import ENVELOPE_MEDIA_TYPE
 from exchange_node.protocol.errors import ProtocolError
+from exchange_node.protocol.limits import DEFAULT_LIMITS
+from exchange_node.protocol.messages import MESSAGE_TYPES
+from exchange_node.protocol.statements import RECEIPT_MEDIA_TYPE, RECEIPT_TYP
+from exchange_node.protocol.wire import ReceiptClaimsSchema
 from exchange_node.web import api_schemas as bodies
 from exchange_node.web.api_schemas import ENTITY_CONFIGURATION, PEERING_REQUEST, CompactJWSBody
+from exchange_node.web.inbox import INBOX_PATH
 from exchange_node.web.oauth import TOKEN_PATH
 from exchange_node.web.problems import HTTP_CODES
 
@@ -115,6 +121,115 @@ class Endpoint:
     other_replies: tuple[Reply, ...] = ()
 
 
+class MessageClaimsSchema(Schema):
+    """The claims sealed in an envelope, as far as all four message types share them."""
+
+    class Meta:
+        json_schema: ClassVar[dict[str, Any]] = {
+            "type": "object",
+            "required": ["iss", "aud", "iat", "exp", "jti", "body"],
+            "properties": {
+                "iss": {"type": "string", "description": "The sender's entity identifier."},
+                "aud": {"type": "string", "description": "The receiver's entity identifier."},
+                "iat": {"type": "integer", "description": "Time of sealing (NumericDate)."},
+                "exp": {"type": "integer", "description": "`iat < exp <= iat + 3600`."},
+                "jti": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,128}$"},
+                "body": {"type": "object", "description": "The body of the message type."},
+            },
+        }
+
+
+class SealedEnvelopeBody(CompactJWSBody):
+    """A body that is one sealed message: a compact JWE around a compact JWS (SPEC.md 5.1)."""
+
+    def token_component(self) -> dict[str, Any]:
+        schemas = ", ".join(
+            f"`{kind.typ}`: `schemas/{kind.schema_file}`" for kind in MESSAGE_TYPES.values()
+        )
+        return {
+            "type": "string",
+            "pattern": ENVELOPE_PATTERN,
+            "maxLength": self.max_bytes,
+            "description": (
+                f"{self.description} The JWE's protected header holds `alg` `ECDH-ES+A256KW`, "
+                "`enc` `A256GCM`, `kid` (the receiver's encryption key) and `cty` `JWT`; the "
+                "plaintext is a compact JWS signed with Ed25519 by the sender, whose `typ` names "
+                f"the message type and whose claims are `{self.claims_name}` "
+                f"(`x-jws-claims`), the body normatively by type: {schemas}."
+            ),
+            "externalDocs": self._claims_docs(),
+            "x-jws-claims": {"$ref": f"#/components/schemas/{self.claims_name}"},
+        }
+
+    def claims_component(self) -> dict[str, Any]:
+        return {
+            "description": (
+                "The claims of a sealed message, read only once the envelope is decrypted and "
+                "its inner signature holds. Normative, per message type: the JSON Schemas in "
+                "`schemas/` (`referral.schema.json` and the others)."
+            ),
+            "externalDocs": self._claims_docs(),
+        }
+
+    def _claims_docs(self) -> dict[str, str]:
+        return {"description": "The normative JSON Schemas of the claims.", "url": "README.md"}
+
+
+#: A compact JWE: five base64url parts (the encrypted key is not empty with ECDH-ES+A256KW).
+ENVELOPE_PATTERN = (
+    r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
+)
+
+SEALED_ENVELOPE = SealedEnvelopeBody(
+    name="SealedEnvelope",
+    media_type=ENVELOPE_MEDIA_TYPE,
+    typ="JWT",
+    claims=MessageClaimsSchema,
+    claims_file="README.md",
+    max_bytes=DEFAULT_LIMITS.max_envelope_bytes,
+    description=(
+        "A sealed message (`referral`, `referral-status`, `consent-withdrawal` or "
+        "`deletion-receipt`), sent exactly, with no surrounding whitespace (SPEC.md 5.1, 7.1)."
+    ),
+)
+
+RECEIPT = CompactJWSBody(
+    name="Receipt",
+    media_type=RECEIPT_MEDIA_TYPE,
+    typ=RECEIPT_TYP,
+    claims=ReceiptClaimsSchema,
+    claims_file="receipt.schema.json",
+    max_bytes=DEFAULT_LIMITS.max_token_bytes,
+    description=(
+        "The receiver's signed word that it stored the envelope whose SHA-256 it names "
+        "(SPEC.md 7.4): a compact JWS signed with Ed25519 by the receiver, with no `exp`."
+    ),
+)
+
+#: What opening an envelope may refuse (SPEC.md 6), then the application checks (7.3).
+INBOX_PROBLEMS: tuple[ErrorClass | Problem, ...] = (
+    PeerNotTrustedError,
+    protocol.MalformedError,
+    protocol.UnsupportedAlgorithmError,
+    protocol.WrongTypeError,
+    protocol.MissingClaimError,
+    protocol.InvalidClaimError,
+    protocol.NotYetValidError,
+    protocol.ExpiredError,
+    protocol.AudienceError,
+    protocol.DecryptionError,
+    protocol.UntrustedKeyError,
+    protocol.BadSignatureError,
+    protocol.WrongIssuerError,
+    protocol.IllegalTransitionError,
+    BODY_TOO_LARGE,
+    protocol.SchemaError,
+    protocol.UnrequestedFieldError,
+    protocol.ConsentError,
+    StorageError,
+)
+
+
 NODE_ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "get",
@@ -189,6 +304,31 @@ NODE_ENDPOINTS: tuple[Endpoint, ...] = (
         signed=True,
         reply=Reply(200, "The caller is a trusted peer of this node.", bodies.PeerStatusSchema),
         problems=(PeerNotTrustedError, BODY_TOO_LARGE, StorageError),
+    ),
+    Endpoint(
+        "post",
+        INBOX_PATH,
+        "postInboxMessage",
+        "federation",
+        summary="Deliver a sealed message",
+        description=(
+            "A trusted peer delivers a referral, a status change, a consent withdrawal or a "
+            "deletion receipt (SPEC.md 7). After the request's signature, the peer's status "
+            "and the nonce, the envelope is opened with the peer's trusted keys (the content "
+            "must be signed by the peer that signed the request), checked (SPEC.md 6, 7.3) "
+            "and stored with its effects in one transaction. Idempotent: the same envelope "
+            "again (same bytes, even after its `exp`, or the same `jti`) is answered with "
+            "the receipt stored for it and changes nothing."
+        ),
+        request=SEALED_ENVELOPE,
+        signed=True,
+        reply=Reply(
+            202,
+            "The message was accepted (or had been): the signed receipt.",
+            RECEIPT,
+            headers=NO_STORE,
+        ),
+        problems=INBOX_PROBLEMS,
     ),
     Endpoint(
         "post",
