@@ -1,8 +1,9 @@
 """The OpenAPI 3.1 document of the node's HTTP API, built from a declared table of endpoints.
 
 Every endpoint of :mod:`exchange_node.web` is one :class:`Endpoint` in the table
-:data:`ENDPOINTS`, made of :data:`~exchange_node.openapi_endpoints.NODE_ENDPOINTS` and
-:data:`~exchange_node.openapi_directory.SERVICE_ENDPOINTS`: its bodies (from ``api_schemas``) and
+:data:`ENDPOINTS`, made of :data:`~exchange_node.openapi_endpoints.NODE_ENDPOINTS`,
+:data:`~exchange_node.openapi_directory.SERVICE_ENDPOINTS` and
+:data:`~exchange_node.openapi_referrals.REFERRAL_ENDPOINTS`: its bodies (from ``api_schemas``) and
 the errors it may answer with, named by their error classes so that codes,
 titles and statuses come from the code that raises them. Tests check that every
 URL rule of the app is in the table, that the app answers as documented, and
@@ -42,6 +43,7 @@ from exchange_node.openapi_endpoints import (
     Problem,
     Reply,
 )
+from exchange_node.openapi_referrals import REFERRAL_ENDPOINTS, MediaReply
 from exchange_node.protocol.errors import PROBLEM_CONTENT_TYPE
 from exchange_node.services.clients import SCOPES
 from exchange_node.web import api_schemas as bodies
@@ -52,7 +54,7 @@ __all__ = ["ENDPOINTS", "Endpoint", "Problem", "Reply", "build_openapi", "render
 
 JSON, FORM = "application/json", "application/x-www-form-urlencoded"
 
-ENDPOINTS: tuple[Endpoint, ...] = NODE_ENDPOINTS + SERVICE_ENDPOINTS
+ENDPOINTS: tuple[Endpoint, ...] = NODE_ENDPOINTS + SERVICE_ENDPOINTS + REFERRAL_ENDPOINTS
 
 DESCRIPTION = """\
 The HTTP API of one exchange-node, a node of a federated partnership and referral exchange.
@@ -240,6 +242,8 @@ def _reply(reply: Reply) -> dict[str, Any]:
     response: dict[str, Any] = {"description": reply.description}
     if reply.body is not None:
         response["content"] = _content(reply.body, JSON)
+    if isinstance(reply, MediaReply):
+        response["content"] = {media: dict(item) for media, item in reply.content.items()}
     if reply.headers:
         response["headers"] = dict(reply.headers)
     return response
