@@ -57,6 +57,12 @@ class Settings:
     delivery_concurrency: int = 8
     #: After this long without a receipt a message is marked failed (SPEC 7.5).
     delivery_deadline_seconds: int = 86_400
+    #: How long a worker's claim on an outbox message lasts (never less than two request
+    #: timeouts): the messages of a worker that died are attempted again after it.
+    delivery_lease_seconds: int = 60
+    #: Backoff of a failing peer: random(0, min(max, base * 2^failures)) seconds (SPEC 7.5).
+    delivery_backoff_seconds: int = 10
+    delivery_max_backoff_seconds: int = 3_600
     #: Days after a referral closes (or its consent expires) before its personal data is purged.
     retention_days: int = 90
     #: Timeout of one request to a peer.
@@ -102,6 +108,9 @@ _ENVIRONMENT: dict[str, tuple[str, type]] = {
     "EXCHANGE_DELIVERY_POLL_SECONDS": ("delivery_poll_seconds", float),
     "EXCHANGE_DELIVERY_CONCURRENCY": ("delivery_concurrency", int),
     "EXCHANGE_DELIVERY_DEADLINE_SECONDS": ("delivery_deadline_seconds", int),
+    "EXCHANGE_DELIVERY_LEASE_SECONDS": ("delivery_lease_seconds", int),
+    "EXCHANGE_DELIVERY_BACKOFF_SECONDS": ("delivery_backoff_seconds", int),
+    "EXCHANGE_DELIVERY_MAX_BACKOFF_SECONDS": ("delivery_max_backoff_seconds", int),
     "EXCHANGE_RETENTION_DAYS": ("retention_days", int),
     "EXCHANGE_HTTP_TIMEOUT_SECONDS": ("http_timeout_seconds", float),
     "EXCHANGE_ACCESS_TOKEN_SECONDS": ("access_token_seconds", int),
@@ -126,6 +135,9 @@ _FILE_TYPES: dict[str, type | tuple[type, ...]] = {
     "delivery_poll_seconds": (int, float),
     "delivery_concurrency": int,
     "delivery_deadline_seconds": int,
+    "delivery_lease_seconds": int,
+    "delivery_backoff_seconds": int,
+    "delivery_max_backoff_seconds": int,
     "retention_days": int,
     "http_timeout_seconds": (int, float),
     "access_token_seconds": int,
@@ -233,6 +245,9 @@ def _check(settings: Settings) -> None:
         "delivery_poll_seconds",
         "delivery_concurrency",
         "delivery_deadline_seconds",
+        "delivery_lease_seconds",
+        "delivery_backoff_seconds",
+        "delivery_max_backoff_seconds",
         "retention_days",
     ):
         if not getattr(settings, name) > 0:  # also refuses a NaN timeout
