@@ -1,22 +1,24 @@
 """How this node talks to peers over HTTP: one small interface, two implementations.
 
-:class:`RequestsTransport` is the real one (no redirects, a timeout, and the
-response read with a size cap). Tests use :class:`WsgiTransport`, which hands
-requests straight to peer apps in the same process, so node-to-node behaviour
-is tested without sockets. Neither signs anything; the federation client does.
+:class:`HttpTransport` is the real one (no redirects, a timeout, the response
+read with a size cap, connections kept alive across requests). Tests use
+:class:`WsgiTransport`, which hands requests straight to peer apps in the same
+process, so node-to-node behaviour is tested without sockets. Neither signs
+anything; the federation client does.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from http.client import HTTPException
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import requests
+import certifi
+import urllib3
 
 from exchange_node.errors import PeerUnreachableError
 
@@ -34,29 +36,33 @@ class Transport(Protocol):
     ) -> HttpResponse: ...
 
 
-class RequestsTransport:
-    """Real HTTP with ``requests``: redirects refused, responses capped at ``max_bytes``.
+class HttpTransport:
+    """Real HTTP with ``urllib3``: redirects refused, responses capped at ``max_bytes``.
 
     Unless ``allow_private`` is set, a host that resolves to a private, loopback,
     link-local or otherwise non-global address is refused: the peering endpoint fetches
     a URL named by an unverified request, and must not be turned against the node's own
     network (server-side request forgery). The check runs before each request.
-    Each thread has its own ``requests`` session (the directory sync polls peers from
-    several threads, and a session is not documented as thread-safe).
+
+    One pool manager serves every thread (it is thread-safe), so connections to a peer
+    are kept alive and reused across requests, threads and delivery batches, up to
+    ``connections_per_host`` idle ones per peer. ``urllib3`` rather than a ``requests``
+    session: the session's request preparation cost about as much CPU as the signature.
+    Nothing is read from the environment (no proxies, no ``.netrc``).
     """
 
-    def __init__(self, timeout: float, *, allow_private: bool = False) -> None:
+    def __init__(
+        self, timeout: float, *, allow_private: bool = False, connections_per_host: int = 16
+    ) -> None:
         self.timeout = timeout
         self.allow_private = allow_private
-        self._local = threading.local()
-
-    @property
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-            session.trust_env = False  # no proxies or .netrc from the environment
-        return session
+        self._pool = urllib3.PoolManager(
+            num_pools=64,
+            maxsize=connections_per_host,
+            retries=False,
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            ca_certs=certifi.where(),
+        )
 
     def send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes, *, max_bytes: int
@@ -64,27 +70,38 @@ class RequestsTransport:
         if not self.allow_private:
             _refuse_private(url)
         try:
-            with self._session.request(
+            response = self._pool.request(
                 method,
                 url,
+                body=body or None,
                 headers=dict(headers),
-                data=body or None,
-                timeout=self.timeout,
-                allow_redirects=False,
-                stream=True,
-            ) as response:
+                redirect=False,
+                preload_content=False,
+            )
+            try:
                 content = bytearray()
-                for chunk in response.iter_content(chunk_size=65_536):
+                for chunk in response.stream(65_536):
                     content += chunk
                     if len(content) > max_bytes:
+                        response.close()  # the connection is closed, not read to the end
                         raise PeerUnreachableError(
                             f"{_origin(url)} answered with more than {max_bytes} bytes"
                         )
-                return HttpResponse(response.status_code, dict(response.headers), bytes(content))
-        except requests.RequestException as e:
+                return HttpResponse(response.status, dict(response.headers), bytes(content))
+            finally:
+                response.release_conn()
+        except (urllib3.exceptions.HTTPError, HTTPException, OSError) as e:
             raise PeerUnreachableError(
                 f"{_origin(url)} cannot be reached: {type(e).__name__}"
             ) from e
+
+    def close(self) -> None:
+        """Close the idle connections (the transport can still be used afterwards)."""
+        self._pool.clear()
+
+
+#: The name the node and older callers use.
+RequestsTransport = HttpTransport
 
 
 @dataclass

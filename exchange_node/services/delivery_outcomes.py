@@ -5,8 +5,10 @@
 authenticate us yet, or the receipt does not verify), or failed (the peer is up
 and said no); :func:`backoff_delay` is the per-peer jittered backoff. The
 ``record_*`` functions write an outcome on the outbox row, its peer and its
-referral, in the caller's transaction, which holds the row's lock. Nothing here
-makes a request or claims rows: :mod:`exchange_node.services.delivery` does.
+referral, in the caller's transaction, which holds the row's lock
+(:func:`lock_pending`); delivered rows, the usual case, are written together with
+prepared statements and no ORM objects. Nothing here makes a request or claims
+rows: :mod:`exchange_node.services.delivery` does.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import Connection, bindparam, or_, update
 from sqlalchemy.orm import Session
 
 from exchange_node.db.models import OutboxMessage, OutboxState, Peer, Referral
@@ -44,6 +48,36 @@ MAX_RETRY_AFTER_SECONDS = 86_400
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 #: ``400`` codes that mean "the envelope is outside its lifetime": re-seal, then retry.
 _LIFETIME_CODES = frozenset({"expired", "not_yet_valid"})
+
+# Statements built once: writing outcomes is on the hot path of every delivery.
+_LOCK_PENDING = (
+    update(OutboxMessage)
+    .where(OutboxMessage.id.in_(bindparam("row_ids", expanding=True)))
+    .where(OutboxMessage.state == OutboxState.PENDING)
+    .values(lease_until=OutboxMessage.lease_until)
+    .returning(OutboxMessage.id)
+)
+_DELIVERED = (
+    update(OutboxMessage)
+    .where(OutboxMessage.id == bindparam("row_id"))
+    .values(
+        state=OutboxState.DELIVERED,
+        attempts=OutboxMessage.attempts + 1,
+        delivered_at=bindparam("now"),
+        receipt=bindparam("token"),
+        envelope=None,
+        sealed_body=None,
+        lease_until=None,
+        last_error_code=None,
+        last_error=None,
+    )
+)
+_RESET_BACKOFF = (
+    update(Peer)
+    .where(Peer.id.in_(bindparam("peer_ids", expanding=True)))
+    .where(or_(Peer.delivery_failures > 0, Peer.delivery_retry_at.is_not(None)))
+    .values(delivery_failures=0, delivery_retry_at=None)
+)
 
 
 @dataclass(frozen=True)
@@ -99,13 +133,15 @@ def unreachable(error: PeerUnreachableError) -> Outcome:
     return Outcome(RETRY, error.code, error.detail[:500])
 
 
-def backoff_delay(failures: int) -> int:
+def backoff_delay(
+    failures: int, *, base: int = BACKOFF_BASE_SECONDS, largest: int = MAX_BACKOFF_SECONDS
+) -> int:
     """Seconds before the next attempt after ``failures`` earlier consecutive failures.
 
-    ``random(0, min(3600, 10 * 2**failures))`` (SPEC 7.5), and at least one second so
-    that a retry never happens within the same second.
+    ``random(0, min(largest, base * 2**failures))``, by default ``min(3600, 10 * 2**failures)``
+    (SPEC 7.5), and at least one second so that a retry never happens within the same second.
     """
-    cap = min(MAX_BACKOFF_SECONDS, BACKOFF_BASE_SECONDS * 2 ** min(failures, 20))
+    cap = min(largest, base * 2 ** min(failures, 20))
     jitter = random.uniform(0, cap)  # noqa: S311 - spreading load, not a secret
     return max(1, math.ceil(jitter))
 
@@ -129,19 +165,42 @@ def _read_receipt(response: HttpResponse, sent: Sent, *, now: int, limits: Limit
     return Outcome(DELIVERED, receipt=receipt.token, peer_answered=True)
 
 
-def record_delivered(row: OutboxMessage, outcome: Outcome, now: int) -> None:
-    """Mark the row delivered; keep the receipt as the record, drop the envelope and body."""
-    row.state = OutboxState.DELIVERED
-    row.attempts += 1
-    row.delivered_at = now
-    row.receipt = outcome.receipt
-    row.envelope = row.sealed_body = None
-    row.lease_until = None
-    row.last_error_code = row.last_error = None
+def lock_pending(connection: Connection, row_ids: Sequence[int]) -> set[int]:
+    """Which of the rows are still pending, each locked until the transaction ends.
+
+    The no-op update takes the row locks on PostgreSQL and the write lock on SQLite, so
+    nothing (a purge, another worker) changes these rows until the caller commits.
+    """
+    return set(connection.scalars(_LOCK_PENDING, {"row_ids": list(row_ids)}))
 
 
-def record_retry(row: OutboxMessage, peer: Peer, outcome: Outcome, now: int) -> None:
-    """Count the failure on the row and back off its peer (once per batch of attempts)."""
+def record_delivered(connection: Connection, receipts: Sequence[tuple[int, str]], now: int) -> None:
+    """Mark rows delivered, each with its receipt as the record; drop their envelope and body.
+
+    ``receipts`` holds (row id, receipt token) of rows the caller locked while pending
+    (:func:`lock_pending`): one statement for them all, without loading the rows.
+    """
+    if receipts:
+        rows = [{"row_id": row_id, "token": token, "now": now} for row_id, token in receipts]
+        connection.execute(_DELIVERED, rows)
+
+
+def reset_backoffs(connection: Connection, peer_ids: Iterable[int]) -> None:
+    """These peers answered: they are up, so their next messages need not wait."""
+    connection.execute(_RESET_BACKOFF, {"peer_ids": list(peer_ids)})
+
+
+def record_retry(
+    row: OutboxMessage,
+    peer: Peer,
+    outcome: Outcome,
+    now: int,
+    *,
+    base: int = BACKOFF_BASE_SECONDS,
+    largest: int = MAX_BACKOFF_SECONDS,
+) -> None:
+    """Count the failure on the row and back off its peer (once per batch of attempts);
+    ``base`` and ``largest`` shape the backoff (:func:`backoff_delay`)."""
     row.attempts += 1
     row.lease_until = None
     row.last_error_code, row.last_error = outcome.code, outcome.error
@@ -153,10 +212,16 @@ def record_retry(row: OutboxMessage, peer: Peer, outcome: Outcome, now: int) -> 
         outcome.code,
     )
     if outcome.peer_answered:  # the peer is up: only this message waits
-        row.next_attempt_at = min(row.deadline, now + backoff_delay(row.attempts - 1))
+        row.next_attempt_at = min(
+            row.deadline, now + backoff_delay(row.attempts - 1, base=base, largest=largest)
+        )
         return
     if peer.delivery_retry_at is None or peer.delivery_retry_at <= now:
-        wait = backoff_delay(peer.delivery_failures) if outcome.wait is None else outcome.wait
+        wait = (
+            backoff_delay(peer.delivery_failures, base=base, largest=largest)
+            if outcome.wait is None
+            else outcome.wait
+        )
         peer.delivery_failures += 1
         peer.delivery_retry_at = now + max(1, min(wait, MAX_RETRY_AFTER_SECONDS))
     row.next_attempt_at = min(row.deadline, peer.delivery_retry_at)

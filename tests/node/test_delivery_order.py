@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import threading
 import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from sqlalchemy import func, select
 
 from exchange_node.db.models import InboxMessage, OutboxMessage, OutboxState, Referral
@@ -99,6 +101,35 @@ def test_a_claim_abandoned_by_a_crash_is_delivered_once_its_lease_ends(
     assert deliver_due(node).delivered == 1
     assert deliver_due(node) == DeliveryReport()
     assert len(inbox.posts) == 1
+
+
+def test_an_attempt_that_could_outlast_its_lease_is_not_started(
+    community: TestNode,
+    clinic: TestNode,
+    inbox: ScriptedInbox,
+    clock: TestClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A slow peer: the second row's lease would end during its attempt, so it is given
+    back untouched (another worker may claim it by then), and goes in the next call."""
+    node = community.node
+    monkeypatch.setattr(node, "settings", replace(node.settings, delivery_concurrency=1))
+    first, second = queue(community, clinic), queue(community, clinic)
+    receipt = inbox.receipt
+
+    def slow(body: bytes) -> HttpResponse:
+        clock.advance(lease_seconds(node) - 2 * int(node.settings.http_timeout_seconds) + 1)
+        return receipt(body)
+
+    inbox.receipt = slow
+    report = deliver_due(node)
+    assert (report.claimed, report.delivered, report.retried) == (2, 1, 0)
+    waiting = row_of(community, second)
+    assert (waiting.state, waiting.attempts, waiting.lease_until) == (OutboxState.PENDING, 0, None)
+    assert row_of(community, first).state == OutboxState.DELIVERED
+    inbox.receipt = receipt
+    assert deliver_due(node).delivered == 1
+    assert len(inbox.posts) == 2
 
 
 def test_a_purge_during_the_attempt_wins(
