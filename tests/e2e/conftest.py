@@ -201,3 +201,64 @@ def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {seconds} s waiting for {what}")
         time.sleep(0.1)
+
+
+@dataclass
+class TunedNode(NodeProcess):
+    """A node whose every command gets extra ``EXCHANGE_*`` settings (``server_settings``
+    too for ``serve``), and whose public URL (its entity identifier) may be another port's,
+    such as a proxy's in front of it.
+
+    ``port`` is where ``serve`` listens. Its server log is appended to across restarts.
+    """
+
+    settings: dict[str, str] = field(default_factory=dict)
+    server_settings: dict[str, str] = field(default_factory=dict)
+    public_url: str = ""
+
+    @property
+    def url(self) -> str:
+        return self.public_url or f"http://127.0.0.1:{self.port}"
+
+    def start(self, *command: str) -> subprocess.Popen[str]:
+        """Start ``command`` for this node; :func:`finish` waits for it."""
+        return subprocess.Popen(  # noqa: S603
+            [str(EXECUTABLE), *self.args(*command)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment() | self.settings,
+        )
+
+    def run(self, *command: str) -> subprocess.CompletedProcess[str]:
+        return finish(self.start(*command))
+
+    def serve(self) -> None:
+        with self.log.open("ab") as log:
+            self.server = subprocess.Popen(  # noqa: S603
+                [str(EXECUTABLE), "serve", "--home", str(self.home), "--port", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=environment() | self.settings | self.server_settings,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL the server: no shutdown, no cleanup, whatever it was doing."""
+        if self.server is not None and self.server.poll() is None:
+            self.server.kill()
+            self.server.wait(timeout=5)
+
+    @property
+    def serving(self) -> bool:
+        return self.server is not None and self.server.poll() is None
+
+
+def finish(child: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+    """Wait for a command started by :meth:`TunedNode.start`; its result."""
+    try:
+        stdout, stderr = child.communicate(timeout=COMMAND_SECONDS)
+    finally:
+        if child.poll() is None:  # only after a timeout or an interrupt
+            child.kill()
+            child.communicate()
+    return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
