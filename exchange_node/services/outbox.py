@@ -31,16 +31,20 @@ def enqueue(
     body: Mapping[str, Any],
     referral: Referral | None = None,
     now: int,
+    hold_until_trusted: bool = False,
 ) -> OutboxMessage:
     """Seal ``body`` for ``peer`` and store it as a pending outbox row.
 
     The caller commits; then :meth:`Node.notify_outbox` wakes an in-process worker.
+    Messages are only ever delivered to trusted peers. ``hold_until_trusted`` queues
+    one for a peer that is not trusted now (a withdrawal of consent must not wait for
+    an administrator): it goes when the peer is trusted again, or fails at its deadline.
 
     Raises:
-        PeerNotTrustedError: the peer is not trusted (nothing is sent to other peers).
+        PeerNotTrustedError: the peer is not trusted (and ``hold_until_trusted`` is off).
         ProtocolError: the body breaks the message rules (consent, schema, sizes).
     """
-    if peer.status != PeerStatus.TRUSTED:
+    if peer.status != PeerStatus.TRUSTED and not hold_until_trusted:
         raise PeerNotTrustedError(f"{peer.entity_id} is not trusted ({peer.status})")
     sealed = _seal(node, session, peer, message_type, body, now)
     row = OutboxMessage(

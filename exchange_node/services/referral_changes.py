@@ -78,8 +78,10 @@ def change_status(
     note: str | None,
     actor: str,
     now: int,
+    hold_until_trusted: bool = False,
 ) -> Referral:
-    """:func:`update_status` for a referral already found."""
+    """:func:`update_status` for a referral already found (``hold_until_trusted``: see
+    :func:`~exchange_node.services.outbox.enqueue`)."""
     side = Side.SENDER if referral.role == ReferralRole.SENT else Side.RECEIVER
     check_transition(referral.status, status, side)
     _check_reason(status, reason_code, reason_text)
@@ -120,6 +122,7 @@ def change_status(
         body=body,
         referral=referral,
         now=now,
+        hold_until_trusted=hold_until_trusted,
     )
     audit.record(
         session,
@@ -167,7 +170,10 @@ def withdraw(node: Node, session: Session, reference: str, *, actor: str, now: i
         NotFoundError: no such referral.
         InvalidRequestError: a referral this node received (only the referrer withdraws).
         ConflictError: already withdrawn.
-        PeerNotTrustedError: the peer is no longer trusted.
+
+    A peer that is suspended or removed meanwhile does not stop the withdrawal: this
+    node's copy is purged now, and the messages wait until the peer is trusted again
+    (or fail at their deadline, shown on the referral).
     """
     referral = find_referral(session, reference)
     if referral.role != ReferralRole.SENT:
@@ -189,6 +195,7 @@ def withdraw(node: Node, session: Session, reference: str, *, actor: str, now: i
             note=None,
             actor=actor,
             now=now,
+            hold_until_trusted=True,
         )
     peer = session.get_one(Peer, referral.peer_id)
     body = {
@@ -204,6 +211,7 @@ def withdraw(node: Node, session: Session, reference: str, *, actor: str, now: i
         body=body,
         referral=referral,
         now=now,
+        hold_until_trusted=True,  # the person's withdrawal takes effect here at once
     )
     referral.withdrawn_at = now
     referral.withdrawal_jti = row.jti

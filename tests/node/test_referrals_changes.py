@@ -11,7 +11,8 @@ from exchange_node.db.models import AuditEntry, Referral
 from exchange_node.errors import ConflictError, InvalidRequestError
 from exchange_node.protocol.errors import IllegalTransitionError
 from exchange_node.protocol.messages import ReferralStatusChange
-from exchange_node.services import referral_store
+from exchange_node.services import peers, referral_store
+from exchange_node.services.delivery import deliver_due, deliver_until_idle
 from exchange_node.services.referrals import update_status, withdraw
 from tests.node.test_referrals_support import (
     create,
@@ -260,3 +261,32 @@ def test_withdrawing_twice_or_a_received_referral_is_refused(
         clinic.node.database.session() as session,
     ):
         withdraw(clinic.node, session, received.referral_id, actor="cli", now=node.now())
+
+
+def test_a_withdrawal_is_not_stopped_by_a_suspended_peer(
+    community: TestNode, clinic: TestNode, service_id: str
+) -> None:
+    """The person's withdrawal takes effect here at once; the messages wait for the peer."""
+    sent = create(community, draft(clinic, service_id))
+    assert deliver_until_idle(community.node).delivered == 1  # the clinic holds it
+    with community.node.database.session() as session:
+        peers.change_status(community.node, session, clinic.url, "suspended")
+    with community.node.database.session() as session:
+        withdraw(community.node, session, sent.referral_id, actor="cli", now=community.node.now())
+    row, _ = stored(community, sent)
+    assert (row.status, row.sealed, row.purge_reason) == ("cancelled", None, "withdrawn")
+    queued = [(m.message_type, m.state) for m in outbox_rows(community)]
+    assert queued == [
+        ("referral", "delivered"),
+        ("referral-status", "pending"),
+        ("consent-withdrawal", "pending"),
+    ]
+    assert deliver_due(community.node).delivered == 0  # nothing goes to a suspended peer
+    with community.node.database.session() as session:
+        peers.change_status(community.node, session, clinic.url, "trusted")
+    community.node.clock.advance(2)  # type: ignore[attr-defined]
+    deliver_until_idle(community.node)
+    assert [m.state for m in outbox_rows(community)][1:] == ["delivered", "delivered"]
+    with clinic.node.database.session() as session:
+        [held] = session.scalars(select(Referral)).all()
+        assert (held.status, held.sealed, held.purge_reason) == ("cancelled", None, "withdrawn")
