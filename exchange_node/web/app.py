@@ -25,6 +25,15 @@ from exchange_node.web import (
     inbox,
     oauth,
     problems,
+    ui_admin,
+    ui_auth,
+    ui_dashboard,
+    ui_directory,
+    ui_i18n,
+    ui_pages,
+    ui_referrals,
+    ui_services,
+    ui_session,
 )
 from exchange_node.web.context import EXTENSION
 
@@ -56,4 +65,13 @@ def create_app(
     app.register_blueprint(api_directory.blueprint)
     app.register_blueprint(api_referrals.blueprint)
     app.register_blueprint(hsds.blueprint)
+    # The web app for people: server-rendered pages in English and Arabic.
+    ui_session.init_app(app, node)
+    ui_i18n.init_app(app)
+    ui_pages.init_app(app)
+    app.register_blueprint(ui_auth.blueprint)
+    app.register_blueprint(ui_dashboard.blueprint)
+    for area in (ui_referrals, ui_directory, ui_services, ui_admin):
+        for blueprint in area.BLUEPRINTS:
+            app.register_blueprint(blueprint)
     return app
