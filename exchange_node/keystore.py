@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from exchange_node.db.models import OwnKey
@@ -54,6 +54,12 @@ class KeyStatus:
     retire_at: int | None
 
 
+#: The lifecycle columns of every key (read as plain rows: no ORM objects needed).
+_OWN_KEYS = select(
+    OwnKey.kid, OwnKey.use, OwnKey.published_at, OwnKey.active_from, OwnKey.retire_at
+)
+
+
 class KeyStore:
     """Reads and writes the key file; answers which keys are in force from the table."""
 
@@ -61,6 +67,8 @@ class KeyStore:
         self.path = path
         self._passphrase = passphrase
         self._cache: tuple[float, dict[str, NodeKey]] | None = None
+        #: Changes whenever this process writes keys: a ring cached before is stale.
+        self.generation = 0
 
     def create(self, session: Session, now: int) -> KeyRing:
         """Generate the first signing and encryption keys of a new node."""
@@ -71,6 +79,7 @@ class KeyStore:
         for key in keys:
             session.add(OwnKey(kid=key.kid, use=key.use, published_at=now, active_from=now))
         session.flush()
+        self.generation += 1
         return self.ring(session, now)
 
     def rotate(
@@ -91,6 +100,7 @@ class KeyStore:
                 OwnKey(kid=key.kid, use=key.use, published_at=now, active_from=now + overlap)
             )
         session.flush()
+        self.generation += 1
         audit.record(
             session,
             actor=actor,
@@ -101,12 +111,21 @@ class KeyStore:
         )
         return new
 
-    def ring(self, session: Session, now: int) -> KeyRing:
+    def ring(self, session: Session | Connection, now: int) -> KeyRing:
         """The keys in force at ``now``."""
-        keys = self.load()
+        return self.ring_span(session, now)[0]
+
+    def ring_span(self, session: Session | Connection, now: int) -> tuple[KeyRing, int, int | None]:
+        """The keys in force at ``now``, and the times between which they stay so.
+
+        The ring only changes when a key is published, becomes active or retires: it is
+        the same from the last of those times at or before ``now`` until (excluding) the
+        first one after it (None: no change is planned), as long as the table is unchanged.
+        """
         records = sorted(
-            session.scalars(select(OwnKey)).all(), key=lambda r: r.active_from, reverse=True
+            session.execute(_OWN_KEYS).all(), key=lambda r: r.active_from, reverse=True
         )
+        keys = self.load()
         live = [
             r
             for r in records
@@ -129,12 +148,21 @@ class KeyStore:
         signing, encryption = published("sig"), published("enc")
         if not signing or not encryption:
             raise ConfigurationError("no active keys: run 'exchange-node init' for a new node")
-        return KeyRing(
+        ring = KeyRing(
             signing_key=signing[0],
             published_signing=tuple(key.public() for key in signing),
             published_encryption=tuple(key.public() for key in encryption),
             decryption_keys=encryption,
         )
+        changes = {
+            time
+            for r in records
+            for time in (r.published_at, r.active_from, r.retire_at)
+            if time is not None
+        }
+        since = max((time for time in changes if time <= now), default=now)
+        until = min((time for time in changes if time > now), default=None)
+        return ring, since, until
 
     def statuses(self, session: Session, now: int) -> list[KeyStatus]:
         """Every key with its state at ``now``: next, active, retiring or retired."""
@@ -161,6 +189,18 @@ class KeyStore:
             KeyStatus(r.kid, r.use, state(r), r.published_at, r.active_from, r.retire_at)
             for r in records
         ]
+
+    def version(self) -> tuple[int, int | None]:
+        """What changes when keys are written: by this process, or in the key file by any.
+
+        A rotation writes the key file before the table, so a change of either
+        tells a cached ring apart from the current one.
+        """
+        try:
+            mtime: int | None = self.path.stat().st_mtime_ns
+        except OSError:
+            mtime = None
+        return self.generation, mtime
 
     def load(self, *, force: bool = False) -> dict[str, NodeKey]:
         """The private keys in the key file, by kid (cached until the file changes)."""

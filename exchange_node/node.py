@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from exchange_node.data_key import DataKeyRing
@@ -29,6 +29,9 @@ from exchange_node.transport import RequestsTransport, Transport
 
 log = logging.getLogger("exchange_node.node")
 
+#: The longest a key ring read from the database is reused (see :meth:`Node.ring`).
+RING_CACHE_SECONDS = 5.0
+
 #: Every column that holds values sealed under the data key.
 _SEALED_COLUMNS = (Referral.sealed, ReferralEvent.sealed_text, OutboxMessage.sealed_body)
 
@@ -42,6 +45,26 @@ def _is_loopback(url: str) -> bool:
     return (urlsplit(url).hostname or "") in ("localhost", "127.0.0.1", "::1")
 
 
+@dataclass(frozen=True)
+class _CachedRing:
+    """A ring, the span of node times it holds for, and what it was read under."""
+
+    ring: KeyRing
+    since: int
+    until: int | None
+    #: ``time.monotonic()`` after which the ring is read again.
+    expires: float
+    version: tuple[int, int | None]
+
+    def holds(self, now: int, version: tuple[int, int | None]) -> bool:
+        return (
+            self.since <= now
+            and (self.until is None or now < self.until)
+            and time.monotonic() < self.expires
+            and version == self.version
+        )
+
+
 @dataclass
 class Node:
     settings: Settings
@@ -52,6 +75,7 @@ class Node:
     _published: tuple[tuple[str, ...], int, str] | None = field(default=None, repr=False)
     _data_key: DataKeyRing | None = field(default=None, repr=False)
     _data_key_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _ring: _CachedRing | None = field(default=None, repr=False)
     #: Set when a message was queued, so an in-process worker delivers it without waiting.
     outbox_signal: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -158,8 +182,28 @@ class Node:
                 "(a new key could not open it)"
             )
 
-    def ring(self, session: Session) -> KeyRing:
-        return self.keystore.ring(session, self.now())
+    def ring(self, session: Session | Connection) -> KeyRing:
+        """The keys in force now, read from the database at most every few seconds.
+
+        Every federation request needs the ring, and reading it costs more than the rest
+        of a small request's queries. A cached ring is used only at node times within the
+        span it holds for (so a key that becomes active or retires at a planned time does
+        so on time, on the test clock too), only while neither this process nor the key
+        file changed, and for at most :data:`RING_CACHE_SECONDS` (never more than a
+        quarter of ``key_overlap_seconds``). That is safe because a rotation by another
+        process publishes new keys ``key_overlap_seconds`` before they sign or are
+        encrypted to: a ring read just before the rotation misses only keys that nobody
+        uses yet, and it is read again long before they are used.
+        """
+        now, version = self.now(), self.keystore.version()
+        cached = self._ring
+        if cached is not None and cached.holds(now, version):
+            return cached.ring
+        lifetime = min(RING_CACHE_SECONDS, self.settings.key_overlap_seconds / 4)
+        expires = time.monotonic() + lifetime
+        ring, since, until = self.keystore.ring_span(session, now)
+        self._ring = _CachedRing(ring, since, until, expires, version)
+        return ring
 
     def entity_configuration(self, session: Session) -> str:
         """The signed entity configuration, re-signed when keys change or half its life is gone."""

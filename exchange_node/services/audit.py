@@ -36,11 +36,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from sqlalchemy import Row, Text, cast, select, text, update
+from sqlalchemy import Connection, Row, Text, cast, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from exchange_node.db.models import AuditEntry
@@ -134,18 +135,20 @@ def entry_hash(prev_hash: str, content: bytes) -> str:
 
 
 def record(
-    session: Session,
+    session: Session | Connection,
     *,
     actor: str,
     action: str,
     subject: str,
     details: Mapping[str, Any] | None = None,
     now: int,
-) -> AuditEntry:
+) -> None:
     """Append an entry in the caller's transaction: it commits or rolls back with the action.
 
     Appends are serialized (an advisory lock on PostgreSQL, the database write lock on
-    SQLite), which the caller then holds until its transaction ends.
+    SQLite), which the caller then holds until its transaction ends. A session's pending
+    changes are flushed once the lock is held (the caller may rely on that, as on ids).
+    On a Core connection, nothing else is needed: the inbox appends that way.
 
     Raises:
         InvalidRequestError: an unknown-looking action, an actor or subject that is too long
@@ -153,25 +156,26 @@ def record(
     """
     details = dict(details or {})
     _check_entry(actor, action, subject, details)
-    _lock_log(session)
-    head = session.execute(
-        select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
-    ).one_or_none()
+    connection = session.connection() if isinstance(session, Session) else session
+    _lock_log(connection)
+    if isinstance(session, Session):
+        session.flush()  # after the lock, as when the head was read through the session
+    head = connection.execute(_HEAD).first()
     seq, prev_hash = (1, GENESIS_HASH) if head is None else (head.seq + 1, head.hash)
     content = canonical_content(seq, now, actor, action, subject, details)
-    entry = AuditEntry(
-        seq=seq,
-        time=now,
-        actor=actor,
-        action=action,
-        subject=subject,
-        details=details,
-        prev_hash=prev_hash,
-        hash=entry_hash(prev_hash, content),
+    connection.execute(
+        _INSERT,
+        {
+            "seq": seq,
+            "time": now,
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "details": details,
+            "prev_hash": prev_hash,
+            "hash": entry_hash(prev_hash, content),
+        },
     )
-    session.add(entry)
-    session.flush()
-    return entry
 
 
 def entries(
@@ -251,17 +255,29 @@ def _stream(session: Session) -> Iterator[LoggedEntry]:
         last = batch[-1].seq
 
 
-def _lock_log(session: Session) -> None:
+def _lock_log(connection: Connection) -> None:
     """Serialize appends until the transaction ends, so two writers never fork the chain.
 
     ``SELECT ... FOR UPDATE`` on the last entry would not do: an empty log has no row to
-    lock. SQLite takes its database write lock on the first write, so a no-op update
-    before reading the head is enough (as in :mod:`~exchange_node.services.publication`).
+    lock. SQLite takes its database write lock on the first write of a transaction and
+    keeps it to the end, so a transaction that already wrote holds it; one that did not
+    takes it with a no-op update before reading the head (as in
+    :mod:`~exchange_node.services.publication`).
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(_ADVISORY_LOCK, {"lock_class": ADVISORY_LOCK_CLASS})
-    else:
-        session.execute(_WRITE_LOCK, execution_options={"synchronize_session": False})
+    if connection.dialect.name == "postgresql":
+        connection.execute(_ADVISORY_LOCK, {"lock_class": ADVISORY_LOCK_CLASS})
+    elif not _sqlite_wrote(connection):
+        connection.execute(_WRITE_LOCK)
+
+
+def _sqlite_wrote(connection: Connection) -> bool:
+    """Whether this SQLite transaction already wrote, and so holds the write lock.
+
+    Python's ``sqlite3`` opens a transaction only before a statement that writes, and
+    SQLite takes the write lock at its start (even if it changes no row) or fails.
+    """
+    driver = connection.connection.driver_connection
+    return isinstance(driver, sqlite3.Connection) and driver.in_transaction
 
 
 def _check_entry(actor: str, action: str, subject: str, details: Mapping[str, Any]) -> None:
@@ -341,3 +357,5 @@ _ADVISORY_LOCK = text(
     "SELECT pg_advisory_xact_lock(:lock_class, hashtext(CAST(current_schema() AS text)))"
 )
 _WRITE_LOCK = update(AuditEntry).where(AuditEntry.seq < 0).values(seq=AuditEntry.seq)
+_HEAD = select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+_INSERT = insert(AuditEntry)

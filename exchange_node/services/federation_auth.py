@@ -6,10 +6,14 @@ with the caller's ``now``, the peer's status (else 403 ``peer_not_trusted``),
 then the nonce, recorded so that a replay is refused (401 ``replayed``) by
 every process sharing the database.
 
-This runs on every federation request, so it stays lean: the signature fields
-are parsed once, the signer and its peer come from one indexed query, the
-nonce is one ``INSERT … ON CONFLICT DO NOTHING RETURNING``, and verification keys are
-cached by thumbprint (a thumbprint names exactly one key).
+:func:`authenticate_peer_request` commits the nonce in a transaction of its own; the
+inbox checks a request with :func:`check_peer_request` and records the nonce in its own
+transaction instead (and alone, should it refuse the request).
+
+This runs on every federation request, so it stays lean: the signature fields are parsed
+once, the signer and its peer come from one indexed query, the nonce is one
+``INSERT … ON CONFLICT DO NOTHING RETURNING``, and verification keys are cached by
+thumbprint (a thumbprint names exactly one key).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Insert, bindparam, delete, select
+from sqlalchemy import Connection, Insert, Row, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -27,7 +31,7 @@ from exchange_node.db import Database
 from exchange_node.db.models import Peer, PeerKey, PeerStatus, SeenNonce
 from exchange_node.errors import PeerNotTrustedError
 from exchange_node.protocol.errors import ReplayError, UnknownSignerError
-from exchange_node.protocol.httpsig import read_signature, verify_request
+from exchange_node.protocol.httpsig import SignatureFields, read_signature, verify_request
 from exchange_node.protocol.keys import NodeKey, import_jwk
 from exchange_node.protocol.limits import Limits
 
@@ -39,6 +43,29 @@ class AuthenticatedPeer:
     id: int
     entity_id: str
     status: str
+
+
+@dataclass(frozen=True)
+class PeerRequest:
+    """A federation request as its signer signed it: the public URL and the exact body."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class CheckedRequest:
+    """A request from a trusted peer whose nonce is still to be recorded (step 6)."""
+
+    peer: AuthenticatedPeer
+    nonce: str
+    keep_until: int
+
+    def remember_nonce(self, connection: Connection) -> None:
+        """Record the nonce in the caller's transaction; :class:`ReplayError` if seen before."""
+        remember_nonce(connection, self.peer.id, self.nonce, self.keep_until)
 
 
 def authenticate_peer_request(
@@ -62,17 +89,63 @@ def authenticate_peer_request(
     """
     signature = read_signature(headers, limits=limits)
     with database.transaction() as connection:
-        signer = connection.execute(_SIGNER, {"kid": signature.keyid}).one_or_none()
-        if signer is None or signer.use != "sig":
-            raise UnknownSignerError(f"key {signature.keyid} belongs to no known peer")
-        key = _verification_key(signature.keyid, signer.jwk["x"])
-        verified = verify_request(method, url, signature, body, key=key, now=now, limits=limits)
-        if signer.status != PeerStatus.TRUSTED:
-            raise PeerNotTrustedError(
-                f"this node does not trust {signer.entity_id} ({signer.status})"
-            )
-        remember_nonce(connection, signer.id, verified.nonce, verified.expires + limits.clock_skew)
-    return AuthenticatedPeer(signer.id, signer.entity_id, signer.status)
+        checked = check_peer_request(
+            connection, PeerRequest(method, url, headers, body), signature, now=now, limits=limits
+        )
+        checked.remember_nonce(connection)
+    return checked.peer
+
+
+def check_peer_request(
+    connection: Connection,
+    request: PeerRequest,
+    signature: SignatureFields,
+    *,
+    now: int,
+    limits: Limits,
+) -> CheckedRequest:
+    """Steps 2-5 in the caller's transaction: the signer, its signature and its peer's status.
+
+    ``signature`` is the request's, read by :func:`read_signature` (step 1). The caller
+    records the nonce (:meth:`CheckedRequest.remember_nonce`) before it answers, and
+    commits it even when it refuses what the request asks.
+
+    Raises:
+        HTTPSignatureError subclasses (401), UnknownSignerError (401),
+        PeerNotTrustedError (403).
+    """
+    signer = connection.execute(_SIGNER, {"kid": signature.keyid}).one_or_none()
+    return check_signer(signer, request, signature, now=now, limits=limits)
+
+
+def check_signer(
+    signer: Row[Any] | None,
+    request: PeerRequest,
+    signature: SignatureFields,
+    *,
+    now: int,
+    limits: Limits,
+) -> CheckedRequest:
+    """Steps 2-5 once the signer's key is read: ``signer`` is the row of the key named by
+    ``signature.keyid`` with its peer (``use``, ``jwk``, ``id``, ``entity_id``, ``status``,
+    as :data:`SIGNER_COLUMNS`), or None when no peer has that key.
+
+    Raises:
+        As :func:`check_peer_request`.
+    """
+    if signer is None or signer.use != "sig":
+        raise UnknownSignerError(f"key {signature.keyid} belongs to no known peer")
+    key = _verification_key(signature.keyid, signer.jwk["x"])
+    verified = verify_request(
+        request.method, request.url, signature, request.body, key=key, now=now, limits=limits
+    )
+    if signer.status != PeerStatus.TRUSTED:
+        raise PeerNotTrustedError(f"this node does not trust {signer.entity_id} ({signer.status})")
+    return CheckedRequest(
+        AuthenticatedPeer(signer.id, signer.entity_id, signer.status),
+        verified.nonce,
+        verified.expires + limits.clock_skew,
+    )
 
 
 def remember_nonce(connection: Connection, peer_id: int, nonce: str, keep_until: int) -> None:
@@ -89,9 +162,11 @@ def forget_expired_nonces(session: Session, now: int) -> int:
     return int(result.rowcount or 0)
 
 
+#: What :func:`check_signer` reads of the signer's key and its peer.
+SIGNER_COLUMNS = (PeerKey.use, PeerKey.jwk, Peer.id, Peer.entity_id, Peer.status)
 #: The signer of a request and its peer, in one indexed query (built once).
 _SIGNER = (
-    select(PeerKey.use, PeerKey.jwk, Peer.id, Peer.entity_id, Peer.status)
+    select(*SIGNER_COLUMNS)
     .join(Peer, PeerKey.peer_id == Peer.id)
     .where(PeerKey.kid == bindparam("kid"))
 )

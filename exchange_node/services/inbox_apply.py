@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from exchange_node.db.models import (
@@ -71,21 +71,42 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Incoming:
-    """An opened message from a trusted peer, and what applying it needs."""
+    """An opened message from a trusted peer, and what applying it needs.
+
+    The inbox's transaction is a Core ``connection``: a new referral (the common message)
+    needs no ORM objects. The other types get an ORM :attr:`session` on that connection,
+    made when first asked for; :meth:`flush` writes what it holds before the commit.
+    """
 
     node: Node
-    session: Session
+    connection: Connection
     peer: AuthenticatedPeer
     message: Message
     now: int
+
+    @functools.cached_property
+    def session(self) -> Session:
+        """An ORM session in the inbox's transaction (it neither commits nor rolls back)."""
+        return Session(bind=self.connection, join_transaction_mode="rollback_only")
+
+    def flush(self) -> None:
+        """Write what the ORM session holds, if one was made."""
+        if "session" in self.__dict__:  # set by cached_property
+            self.session.flush()
+
+    def close(self) -> None:
+        """Let go of the ORM session, if one was made (the transaction is the caller's)."""
+        if "session" in self.__dict__:
+            self.session.close()
 
     @property
     def actor(self) -> str:
         return f"peer:{self.peer.entity_id}"
 
     def audit(self, action: str, referral_id: str, **details: Any) -> None:
+        made = "session" in self.__dict__  # then it may hold changes the entry follows
         audit.record(
-            self.session,
+            self.session if made else self.connection,
             actor=self.actor,
             action=action,
             subject=referral_id,
@@ -103,7 +124,12 @@ def apply_message(incoming: Incoming) -> Outcome:
         IllegalTransitionError: a status change the peer's side may not make, or one
             about a referral not held between the two nodes.
     """
-    return _apply(incoming.message.body, incoming)
+    try:
+        outcome = _apply(incoming.message.body, incoming)
+        incoming.flush()
+    finally:
+        incoming.close()
+    return outcome
 
 
 @functools.singledispatch
@@ -114,15 +140,11 @@ def _apply(body: MessageBody, incoming: Incoming) -> Outcome:
 @_apply.register
 def apply_referral(body: ReferralBody, incoming: Incoming) -> Outcome:
     """A new referral to one of this node's services (SPEC 7.3), stored sealed."""
-    session, peer = incoming.session, incoming.peer
-    service = (
-        session.connection()
-        .execute(
-            _SERVICE_AND_HELD,
-            {"service_id": body.service_id, "peer_id": peer.id, "referral_id": body.referral_id},
-        )
-        .one_or_none()
-    )
+    connection, peer = incoming.connection, incoming.peer
+    service = connection.execute(
+        _SERVICE_AND_HELD,
+        {"service_id": body.service_id, "peer_id": peer.id, "referral_id": body.referral_id},
+    ).one_or_none()
     if service is None:
         raise SchemaError(
             "this node offers no such service",
@@ -147,19 +169,19 @@ def apply_referral(body: ReferralBody, incoming: Incoming) -> Outcome:
         "created_at": incoming.now,
         "updated_at": incoming.now,
     }
-    referral = Referral(**values)  # only to be sealed: stored below without the ORM's flush
+    # Only what the sealing context names: the row is stored below without the ORM's flush.
+    referral = Referral(referral_id=body.referral_id, role=ReferralRole.RECEIVED, peer_id=peer.id)
     referral_store.seal_personal_data(
         incoming.node.data_key,
         referral,
         referral_store.PersonalData(
             person=dict(body.person),
-            consent=asdict(body.consent),
+            consent=dict(vars(body.consent)),  # flat: no deep copy needed
             safe_contact=safe_contact_json(body.safe_contact),
             override_reason=body.override_reason,
         ),
     )
     # The hot path of the inbox: two plain inserts cost a fraction of a unit-of-work flush.
-    connection = session.connection()
     referral_pk = connection.execute(
         _INSERT_REFERRAL, values | {"sealed": referral.sealed}
     ).scalar_one()
@@ -280,7 +302,9 @@ def apply_deletion_receipt(body: DeletionReceipt, incoming: Incoming) -> Outcome
 
 def safe_contact_json(safe: SafeContact) -> dict[str, Any]:
     """The safe-contact preferences in their wire form (SPEC 5.6), absent members left out."""
-    return {name: value for name, value in asdict(safe).items() if value not in (None, ())}
+    wire = dict(vars(safe))  # as dataclasses.asdict, without its generic deep copy
+    wire["windows"] = tuple(dict(vars(window)) for window in safe.windows)
+    return {name: value for name, value in wire.items() if value not in (None, ())}
 
 
 def _held(

@@ -3,7 +3,9 @@ and the capacity document.
 
 Requests from peers are authenticated in one place, :func:`from_trusted_peer`,
 which runs :func:`~exchange_node.services.federation_auth.authenticate_peer_request`
-on the exact body bytes and the public URL of the endpoint.
+on the exact body bytes and the public URL of the endpoint. (The inbox, the busiest
+endpoint, makes the same checks in the transaction that stores the message:
+:func:`~exchange_node.services.inbox.accept_request`.)
 """
 
 from __future__ import annotations

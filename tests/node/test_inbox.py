@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from sqlalchemy import func, select
 
 from exchange_node.db.models import AuditEntry, InboxMessage, PeerStatus, Referral, ReferralEvent
@@ -104,13 +105,25 @@ def post(
     content_type: str = ENVELOPE_MEDIA_TYPE,
 ) -> HttpResponse:
     """POST ``envelope`` to ``receiver``'s inbox, signed by ``sender``: any answer comes back."""
+    return signed_post(sender, receiver, envelope, content_type=content_type)()
+
+
+def signed_post(
+    sender: TestNode,
+    receiver: TestNode,
+    envelope: str,
+    *,
+    content_type: str = ENVELOPE_MEDIA_TYPE,
+) -> Callable[[], HttpResponse]:
+    """One signed POST of ``envelope`` (one nonce), to send as often as the test wants."""
     url, body = receiver.url + INBOX, envelope.encode("ascii")
     headers = {"Accept": f"{RECEIPT_MEDIA_TYPE}, application/problem+json"}
     headers["Content-Type"] = content_type
     headers |= sign_request(
         "POST", url, headers, body, key=sender.signing_key, now=sender.node.now()
     )
-    return sender.node.client.transport.send("POST", url, headers, body, max_bytes=1 << 20)
+    transport = sender.node.client.transport
+    return lambda: transport.send("POST", url, headers, body, max_bytes=1 << 20)
 
 
 def deliver(sender: TestNode, receiver: TestNode, envelope: str) -> str:
@@ -325,3 +338,47 @@ def test_expired_envelope_is_refused(
     clock.advance(3600)
     refused(post(community, clinic, envelope), 400, "expired")
     assert count(clinic, InboxMessage) == 0
+
+
+# --- the request's nonce (SPEC 7.2 step 6), recorded with the message or alone ----------
+
+
+def test_same_request_again_is_replayed_though_its_envelope_is_stored(
+    community: TestNode, clinic: TestNode
+) -> None:
+    envelope = seal(community, clinic, "referral", referral_body(clinic, clinic.publish())).token
+    request = signed_post(community, clinic, envelope)
+    assert request().status == 202
+    refused(request(), 401, "replayed")
+    assert (count(clinic, InboxMessage), count(clinic, Referral)) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status", "code"),
+    [(ENVELOPE_MEDIA_TYPE, 422, "invalid_body"), ("text/plain", 400, "malformed")],
+)
+def test_refused_request_keeps_its_nonce(
+    community: TestNode, clinic: TestNode, content_type: str, status: int, code: str
+) -> None:
+    """Refused after its authentication (step 7, or 11 for a service not offered), a request
+    has still used its nonce: the same request again is a replay."""
+    body = referral_body(clinic, "no-such-service")
+    envelope = seal(community, clinic, "referral", body).token
+    request = signed_post(community, clinic, envelope, content_type=content_type)
+    refused(request(), status, code)
+    refused(request(), 401, "replayed")
+    assert (count(clinic, InboxMessage), count(clinic, Referral)) == (0, 0)
+
+
+def test_request_refused_before_its_signature_holds_leaves_no_nonce(
+    community: TestNode, clinic: TestNode
+) -> None:
+    """Suspended (step 5): nothing recorded, so once trusted again the same request is served."""
+    envelope = seal(community, clinic, "referral", referral_body(clinic, clinic.publish())).token
+    request = signed_post(community, clinic, envelope)
+    with clinic.node.database.session() as session:
+        peers.change_status(clinic.node, session, community.url, PeerStatus.SUSPENDED)
+    refused(request(), 403, "peer_not_trusted")
+    with clinic.node.database.session() as session:
+        peers.change_status(clinic.node, session, community.url, PeerStatus.TRUSTED)
+    assert request().status == 202

@@ -8,16 +8,18 @@ States are read through ``exchange-node keys show --json`` on the test clock.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import delete
 
+from exchange_node import node as node_module
 from exchange_node.cli import keys as keys_command
 from exchange_node.cli import main
 from exchange_node.db.models import OwnKey
 from exchange_node.errors import ConfigurationError, PeerRefusedError
+from exchange_node.keystore import KeyRing, KeyStore
 from exchange_node.protocol.errors import UntrustedKeyError
 from exchange_node.protocol.keys import NodeKey
 from exchange_node.services import peers
@@ -199,3 +201,74 @@ def test_rotation_also_moves_the_encryption_key(
         encryption = [key.kid for key in peer.keys if key.use == "enc"]
     assert len(encryption) == 2
     assert encryption[1] == old  # senders encrypt to the first, now the new key
+
+
+# --- the node's cached ring (Node.ring) -------------------------------------------------
+
+
+def ring_reads(test_node: TestNode, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the reads of the ring from the database, from now on (one item per read)."""
+    keystore, reads = test_node.node.keystore, []
+    real = keystore.ring_span
+
+    def counted(*args: Any, **kwargs: Any) -> tuple[KeyRing, int, int | None]:
+        reads.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(keystore, "ring_span", counted)
+    return reads
+
+
+def ring(test_node: TestNode) -> KeyRing:
+    with test_node.node.database.session() as session:
+        return test_node.node.ring(session)
+
+
+def test_ring_is_read_once_while_nothing_changes(
+    community: TestNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = ring_reads(community, monkeypatch)
+    first = ring(community)
+    assert ring(community) is first
+    assert len(reads) == 1
+
+
+def test_cached_ring_switches_keys_on_time_on_the_test_clock(
+    community: TestNode, clock: TestClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = community.thumbprint
+    new = rotate(community)  # in this process: the cached ring is dropped at once
+    assert [key.kid for key in ring(community).published_signing] == [old, new]
+    reads = ring_reads(community, monkeypatch)
+    clock.advance(OVERLAP - 1)
+    assert (community.thumbprint, len(reads)) == (old, 0)
+    clock.advance(1)
+    assert (community.thumbprint, len(reads)) == (new, 1)
+    clock.advance(OVERLAP)  # the old key retires
+    assert [key.kid for key in ring(community).published_signing] == [new]
+
+
+def test_rotation_by_another_process_drops_the_cached_ring(community: TestNode) -> None:
+    """Another process (the CLI) rotates: the key file it rewrote tells the ring is stale."""
+    node = community.node
+    old = community.thumbprint
+    other = KeyStore(node.keystore.path, node.settings.key_passphrase)
+    with node.database.session() as session:
+        new = other.rotate(session, node.now(), OVERLAP)[0].kid
+    assert [key.kid for key in ring(community).published_signing] == [old, new]
+
+
+def test_cached_ring_is_read_again_after_a_few_seconds(
+    community: TestNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even when neither the clock's span nor the key file tells it changed."""
+    seconds = [1000.0]
+    monkeypatch.setattr(node_module.time, "monotonic", lambda: seconds[0])
+    reads = ring_reads(community, monkeypatch)
+    ring(community)
+    seconds[0] += node_module.RING_CACHE_SECONDS - 0.1
+    ring(community)
+    assert len(reads) == 1
+    seconds[0] += 0.2
+    ring(community)
+    assert len(reads) == 2
