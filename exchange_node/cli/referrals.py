@@ -26,6 +26,7 @@ from exchange_node.services import consent, referrals
 from exchange_node.services.referral_queries import record_personal_access
 
 DAY = 86_400
+MAX_FIELDS_FILE = 64 * 1024
 ACTOR = "cli"
 _WINDOW = re.compile(r"(?P<days>[a-z,-]+)=(?P<start>\d\d:\d\d)-(?P<end>\d\d:\d\d)")
 
@@ -65,6 +66,37 @@ class WindowType(click.ParamType[dict[str, Any], Any]):
         return {"days": days, "start": match["start"], "end": match["end"]}
 
 
+def _intake_fields(given: tuple[tuple[str, str], ...], file: Any) -> dict[str, str]:
+    """``--field`` values plus the lines of ``--fields-file``; a field named twice is refused.
+
+    Lines are ``NAME=VALUE``; blank lines and lines starting with ``#`` are skipped. An
+    error names the line number, never its value.
+    """
+    pairs = list(given)
+    if file is not None:
+        parser = IntakeFieldType()
+        text = file.read(MAX_FIELDS_FILE + 1)
+        if len(text) > MAX_FIELDS_FILE:
+            raise click.BadParameter(
+                f"larger than {MAX_FIELDS_FILE} characters", param_hint="--fields-file"
+            )
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            try:
+                pairs.append(parser.convert(line.rstrip("\r"), None, None))
+            except click.BadParameter as e:
+                raise click.BadParameter(
+                    f"line {number}: {e.message}", param_hint="--fields-file"
+                ) from None
+    person: dict[str, str] = {}
+    for name, value in pairs:
+        if name in person:
+            raise click.BadParameter(f"intake field {name!r} is given twice", param_hint="--field")
+        person[name] = value
+    return person
+
+
 def _days(text: str) -> list[str] | None:
     days: list[str] = []
     for part in text.split(","):
@@ -88,6 +120,12 @@ def referral() -> None:
 @click.option("--peer", required=True, help="The serving node's URL (a trusted peer).")
 @click.option("--service", "service_id", required=True, help="The service's id (directory).")
 @click.option("--field", "fields", multiple=True, type=IntakeFieldType(), help="Intake field.")
+@click.option(
+    "--fields-file",
+    type=click.File("r", encoding="utf-8"),
+    help="Intake fields as NAME=VALUE lines ('-' reads them from standard input), so that"
+    " personal data stays out of shell history and process lists.",
+)
 @click.option(
     "--consent-category",
     "categories",
@@ -123,7 +161,7 @@ def create(home: Path | None, as_json: bool, **options: Any) -> None:
     draft = referrals.ReferralDraft(
         peer=options["peer"],
         service_id=options["service_id"],
-        person=dict(options["fields"]),
+        person=_intake_fields(options["fields"], options["fields_file"]),
         categories=options["categories"],
         purpose=options["purpose"],
         given_by=options["given_by"],

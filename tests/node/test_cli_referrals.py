@@ -55,10 +55,15 @@ def one_line_error(result: Result, *fragments: str, exit_code: int = 1) -> str:
     return line
 
 
-def create_args(clinic: TestNode, sid: str, *extra: str) -> list[str]:
+FIELDS = ("--field", f"given_name={GIVEN_NAME}", "--field", f"phone={PHONE}")
+
+
+def create_args(
+    clinic: TestNode, sid: str, *extra: str, fields: tuple[str, ...] = FIELDS
+) -> list[str]:
     return [
         *("create", "--peer", clinic.url, "--service", sid),
-        *("--field", f"given_name={GIVEN_NAME}", "--field", f"phone={PHONE}"),
+        *fields,
         *("--consent-category", "identity", "--consent-category", "contact"),
         *("--purpose", "Referral to the drop-in", "--method", "verbal"),
         *("--captured-by", "staff-1", "--expires-days", "30"),
@@ -222,3 +227,44 @@ def test_withdraw_then_show_the_tombstone_and_the_receipt(
 
 def test_an_unknown_referral_is_one_line(run: Any, community: TestNode) -> None:
     one_line_error(run(community, "show", "4a8e2f10-0000"), "no referral", "[not_found]")
+
+
+def test_fields_from_standard_input_stay_out_of_the_command_line(
+    community: TestNode, clinic: TestNode, service_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "open_node", lambda home: community.node)
+    args = create_args(clinic, service_id, fields=())
+    stdin = f"# the person\ngiven_name={GIVEN_NAME}\n\nphone={PHONE}\n"
+    result = CliRunner().invoke(main, ["referral", *args, "--fields-file", "-", "--json"], stdin)
+    created = json.loads(ok(result))
+    [row] = outbox_rows(community)
+    body = open_at(clinic, community, row.envelope or "").body
+    assert isinstance(body, ReferralBody)
+    assert body.referral_id == created["referral_id"]
+    assert dict(body.person) == {"given_name": GIVEN_NAME, "phone": PHONE}
+
+
+@pytest.mark.parametrize(
+    ("stdin", "extra", "message"),
+    [
+        (f"given_name {GIVEN_NAME}\n", (), "line 1: expected NAME=VALUE"),
+        (f"\nnickname={GIVEN_NAME}\n", (), "line 2: no intake field 'nickname'"),
+        (f"given_name={GIVEN_NAME}\n", ("--field", "given_name=Other"), "given twice"),
+    ],
+)
+def test_a_bad_fields_file_names_the_line_never_the_value(
+    community: TestNode,
+    clinic: TestNode,
+    service_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    stdin: str,
+    extra: tuple[str, ...],
+    message: str,
+) -> None:
+    monkeypatch.setattr(cli, "open_node", lambda home: community.node)
+    args = [*create_args(clinic, service_id, *extra, fields=()), "--fields-file", "-"]
+    result = CliRunner().invoke(main, ["referral", *args], stdin)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert GIVEN_NAME not in result.output
+    assert outbox_rows(community) == []
