@@ -163,7 +163,8 @@ def withdraw(node: Node, session: Session, reference: str, *, actor: str, now: i
     """The person withdrew consent: tell the peer, and purge this node's copy of the data.
 
     A referral that is not yet closed and that the peer holds is first cancelled
-    (reason ``person-declined``, SPEC 5.9); then the ``consent-withdrawal`` goes out
+    (reason ``person-declined``, SPEC 5.9); one the peer never received is cancelled here
+    only (its queued message is cancelled with the purge); then the ``consent-withdrawal`` goes out
     and the personal data here is purged. The peer answers with a deletion receipt.
 
     Raises:
@@ -184,19 +185,31 @@ def withdraw(node: Node, session: Session, reference: str, *, actor: str, now: i
         )
     if referral.withdrawn_at is not None:
         raise ConflictError(f"consent for referral {referral.referral_id} was already withdrawn")
-    if referral.status not in TERMINAL_STATUSES and _referral_delivered(session, referral):
-        change_status(
-            node,
-            session,
-            referral,
-            status=ReferralStatus.CANCELLED,
-            reason_code=ReasonCode.PERSON_DECLINED,
-            reason_text=None,
-            note=None,
-            actor=actor,
-            now=now,
-            hold_until_trusted=True,
-        )
+    if referral.status not in TERMINAL_STATUSES:
+        if _referral_delivered(session, referral):
+            change_status(
+                node,
+                session,
+                referral,
+                status=ReferralStatus.CANCELLED,
+                reason_code=ReasonCode.PERSON_DECLINED,
+                reason_text=None,
+                note=None,
+                actor=actor,
+                now=now,
+                hold_until_trusted=True,
+            )
+        else:  # the peer never had it (its message is cancelled by the purge): close it here
+            referral_store.record_status(
+                session,
+                referral,
+                status=ReferralStatus.CANCELLED,
+                side=Side.SENDER,
+                sequence=referral.sent_sequence,  # no message carries this change
+                changed_at=now,
+                now=now,
+                reason_code=ReasonCode.PERSON_DECLINED,
+            )
     peer = session.get_one(Peer, referral.peer_id)
     body = {
         "referral_id": referral.referral_id,

@@ -224,7 +224,8 @@ def test_withdrawing_an_undelivered_referral_cancels_its_message(
     with community.node.database.session() as session:
         withdraw(community.node, session, sent.referral_id, actor="cli", now=community.node.now())
     row, _ = stored(community, sent)
-    assert (row.status, row.purge_reason) == ("requested", "withdrawn")
+    assert (row.status, row.purge_reason) == ("cancelled", "withdrawn")
+    assert row.closed_at == community.node.now()
     messages = outbox_rows(community)
     assert [(m.message_type, m.state) for m in messages] == [
         ("referral", "cancelled"),
