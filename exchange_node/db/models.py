@@ -533,3 +533,19 @@ class InboxMessage(Base):
     referral_id: Mapped[str | None] = mapped_column(String(64))
     received_at: Mapped[int]
     receipt: Mapped[str] = mapped_column(Text)
+
+
+class LoginThrottle(Base):
+    """Recent failed sign-ins for one account or one client address, and its lock.
+
+    ``key`` is an HMAC-SHA-256 (of the normalized e-mail address, or of the client's address),
+    never the address itself; :mod:`exchange_node.services.login_throttle` says how the
+    counts and locks work. A row may be deleted once ``expires_at`` has passed.
+    """
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int]
+    locked_until: Mapped[int | None]
+    expires_at: Mapped[int] = mapped_column(index=True)
