@@ -25,6 +25,7 @@ from exchange_node.protocol.httpsig import sign_request
 from exchange_node.protocol.statements import PEERING_REQUEST_MEDIA_TYPE, sign_peering_request
 from exchange_node.services import catalog, clients
 from exchange_node.web.oauth import TOKEN_PATH
+from exchange_node.web.ui_pages import PAGE_BLUEPRINTS
 from tests.conftest import NOW
 from tests.node import conftest as nodes  # as a module: pytest would collect its Test* classes
 from tests.node.test_oauth import get_token
@@ -160,8 +161,8 @@ def test_component_schemas_are_json_schema_2020_12(document: dict[str, Any]) -> 
 def test_every_route_is_documented_with_its_methods(app: Flask, document: dict[str, Any]) -> None:
     routes: dict[str, set[str]] = {}
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
-            continue
+        if rule.endpoint == "static" or rule.endpoint.rpartition(".")[0] in PAGE_BLUEPRINTS:
+            continue  # the web app's pages are HTML for people, not the API
         path = FLASK_PARAMETER.sub(r"{\1}", rule.rule)
         methods = {method.lower() for method in rule.methods or ()} - {"head", "options"}
         routes.setdefault(path, set()).update(methods)

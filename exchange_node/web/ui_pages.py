@@ -38,6 +38,8 @@ NAVIGATION = (
     ("services.index", lazy_gettext("Services"), False),
     ("admin.index", lazy_gettext("Administration"), True),
 )
+#: Names of the blueprints of pages (HTML for people, not part of the OpenAPI document).
+PAGE_BLUEPRINTS: set[str] = set()
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -63,6 +65,7 @@ def init_app(app: Flask) -> None:
 def page_blueprint(name: str, import_name: str, url_prefix: str | None = None) -> Blueprint:
     """A blueprint of pages: signed-in user loaded, CSRF checked, errors rendered, no-store."""
     blueprint = Blueprint(name, import_name, url_prefix=url_prefix)
+    PAGE_BLUEPRINTS.add(name)
 
     @blueprint.before_request
     def before() -> None:
