@@ -54,7 +54,9 @@ def init_app(app: Flask, node: Node) -> None:
     """Configure the session cookie and load the signed-in user before each request."""
     app.secret_key = load_session_key(node.settings.home / SESSION_KEY_FILE)
     app.config.update(
-        SESSION_COOKIE_NAME="exchange_session",
+        # Browsers keep cookies per host, not per port: nodes side by side on 127.0.0.1
+        # would overwrite each other's session. One name per node URL keeps them apart.
+        SESSION_COOKIE_NAME=session_cookie_name(node.settings.url),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=node.settings.url.startswith("https://"),
@@ -63,6 +65,10 @@ def init_app(app: Flask, node: Node) -> None:
     )
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["current_user"] = current_user
+
+
+def session_cookie_name(url: str) -> str:
+    return "exchange_session_" + hashlib.sha256(url.encode()).hexdigest()[:8]
 
 
 def load_session_key(path: Path) -> bytes:

@@ -110,3 +110,15 @@ def test_the_browser_language_is_the_default(community: TestNode) -> None:
 
 def test_pages_are_never_cached(staff: PageClient) -> None:
     assert "no-store" in staff.get("/").headers["Cache-Control"]
+
+
+def test_two_nodes_on_one_host_keep_separate_sessions(
+    community: TestNode, clinic: TestNode
+) -> None:
+    """Browsers share cookies across ports of a host: each node names its cookie its own way."""
+    name = community.app.config["SESSION_COOKIE_NAME"]
+    assert name != clinic.app.config["SESSION_COOKIE_NAME"]
+    assert name.startswith("exchange_session_")
+    client = PageClient(community)
+    response = client.sign_in(add_user(community, "volunteer@community.example"))
+    assert response.headers["Set-Cookie"].startswith(f"{name}=")
