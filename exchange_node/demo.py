@@ -1,11 +1,12 @@
 """``exchange-node demo``: three nodes on loopback carry one referral from consent to deletion.
 
 A youth network, a clinic and a school each get a node in a temporary home folder,
-served on a free port of 127.0.0.1. The steps (:mod:`exchange_node.demo_steps`) peer
-them, publish capacity, search, refer, close the loop, withdraw consent and verify the
-audit logs, telling a newcomer what happens. Afterwards the nodes are stopped and their
-homes deleted, or left running with ``--keep``. Whatever happens, no node started here
-is left running unless the demo succeeded with ``keep``.
+served on a free port of 127.0.0.1. The steps (:mod:`exchange_node.demo_steps`) add
+web app accounts, peer them, publish capacity, search, refer, close the loop, withdraw
+consent and verify the audit logs, telling a newcomer what happens. Afterwards the nodes
+are stopped and their homes deleted, or left running with ``--keep``, which prints each
+node's sign-in page with its accounts' random passwords. Whatever happens, no node
+started here is left running unless the demo succeeded with ``keep``.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def run_demo(
             else:
                 shutil.rmtree(folder, ignore_errors=True)
     if keep:
+        _tell_how_to_sign_in(demo)
         _tell_how_to_stop(demo, folder)
     else:
         demo.say.explain(f"All three nodes are stopped and their homes in {folder} deleted.")
@@ -107,6 +109,22 @@ def _stop(demo: Demo) -> None:
     """Stop every node that was started (one that will not stop is killed)."""
     for node in demo.nodes:
         node.stop()
+
+
+def _tell_how_to_sign_in(demo: Demo) -> None:
+    """Each node's sign-in page with its accounts and their passwords."""
+    demo.say.explain(
+        """Open a node's web app in a browser and sign in (the language switch is at the top
+        of every page). To carry a referral through its loop, sign in as the volunteer at the
+        youth network and, in a second browser or a private window, as intake at the clinic:
+        a browser keeps one sign-in per address, and all three nodes are on 127.0.0.1."""
+    )
+    for node in demo.nodes:
+        demo.say.echo(f"    {node.name:<28} {node.url}/login")
+        for account in demo.accounts.get(node.key, []):
+            demo.say.echo(
+                f"      {account.email:<26} {account.role:<6} password: {account.password}"
+            )
 
 
 def _tell_how_to_stop(demo: Demo, folder: Path) -> None:

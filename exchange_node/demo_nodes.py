@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -38,6 +39,9 @@ COMMAND_SECONDS = 30.0
 STOP_SECONDS = 5.0
 #: Lines of a node's log shown when a step fails.
 LOG_TAIL_LINES = 25
+#: Demo passwords: four groups of four letters and digits that cannot be mistaken for
+#: one another (no 0/o, 1/l/i), easy to type on a phone; about 80 bits in all.
+UNAMBIGUOUS_CHARACTERS = "abcdefghjkmnpqrstuvwxyz23456789"
 
 
 class DemoError(Exception):
@@ -62,6 +66,21 @@ def free_ports(count: int) -> list[int]:
         for probe in probes:
             probe.bind(("127.0.0.1", 0))
         return [int(probe.getsockname()[1]) for probe in probes]
+
+
+def new_password() -> str:
+    """A random password for a demo account, such as ``k7mq-x2rd-9tfa-hw4c``."""
+    groups = ("".join(secrets.choice(UNAMBIGUOUS_CHARACTERS) for _ in range(4)) for _ in range(4))
+    return "-".join(groups)
+
+
+@dataclass(frozen=True)
+class Account:
+    """Someone who signs in to a node's web app: address, role and password."""
+
+    email: str
+    role: str
+    password: str = field(repr=False)
 
 
 def cli(*arguments: str) -> list[str]:
@@ -89,8 +108,8 @@ class DemoNode:
     def log(self) -> Path:
         return self.home / "serve.log"
 
-    def run(self, *arguments: str) -> str:
-        """Run ``exchange-node ARGUMENTS --home HOME``; its standard output.
+    def run(self, *arguments: str, stdin: str | None = None) -> str:
+        """Run ``exchange-node ARGUMENTS --home HOME`` (fed ``stdin``); its standard output.
 
         Raises:
             DemoError: the command failed or took longer than ``COMMAND_SECONDS``.
@@ -99,6 +118,7 @@ class DemoNode:
         try:
             done = subprocess.run(  # noqa: S603 (our own interpreter and arguments)
                 command,
+                input=stdin,
                 capture_output=True,
                 text=True,
                 env=environment(),
@@ -131,6 +151,22 @@ class DemoNode:
                 node=self,
                 output=printed[:2000],
             ) from e
+
+    def init_arguments(self) -> tuple[str, ...]:
+        """``init`` for this node: its organization's name and kind, and its URL."""
+        return ("init", "--name", self.name, "--kind", self.kind, "--url", self.url)
+
+    def add_accounts(self, *wanted: tuple[str, str]) -> list[Account]:
+        """Add web app users ((e-mail, role), one after the other), each with a new random
+        password given on standard input; the accounts.
+
+        Raises:
+            DemoError: ``user add`` failed.
+        """
+        accounts = [Account(email, role, new_password()) for email, role in wanted]
+        for account in accounts:
+            self.run(*account_arguments(account.email, account.role), stdin=account.password + "\n")
+        return accounts
 
     def start(self, *, detached: bool = False) -> None:
         """Serve the node in the background; ``detached`` ones outlive the demo (``--keep``)."""
@@ -179,6 +215,24 @@ class DemoNode:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
+def thumbprint_in(node: DemoNode, init_output: str) -> str:
+    """The thumbprint that ``init`` printed.
+
+    Raises:
+        DemoError: it printed none.
+    """
+    prefix = "Signing key thumbprint: "
+    for line in init_output.splitlines():
+        if line.startswith(prefix):
+            return line.removeprefix(prefix).strip()
+    raise DemoError(f"'init' printed no thumbprint for {node.name}", node=node, output=init_output)
+
+
+def account_arguments(email: str, role: str) -> tuple[str, ...]:
+    """``user add`` for ``email`` with ``role``, the password read from standard input."""
+    return ("user", "add", email, "--role", role, "--password-stdin")
+
+
 def answers(url: str) -> bool:
     """Whether ``url`` answers 200 within a second (no proxy in between)."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -203,6 +257,30 @@ def wait_for(check: Callable[[], T | None], seconds: float, what: str, interval:
         if time.monotonic() > deadline:
             raise DemoError(f"timed out after {seconds:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+def initialize_side_by_side(*nodes: DemoNode) -> None:
+    """``init`` the nodes at the same time and note each one's thumbprint.
+
+    Raises:
+        DemoError: an ``init`` failed or printed no thumbprint.
+    """
+    printed = run_side_by_side(*((node, node.init_arguments()) for node in nodes))
+    for node, output in zip(nodes, printed, strict=True):
+        node.thumbprint = thumbprint_in(node, output)
+
+
+def add_accounts_side_by_side(
+    *wanted: tuple[DemoNode, Sequence[tuple[str, str]]],
+) -> list[list[Account]]:
+    """Add each node's (e-mail, role) accounts, the nodes at the same time; them, in order.
+
+    Raises:
+        DemoError: the first ``user add`` that failed.
+    """
+    with ThreadPoolExecutor(max_workers=max(1, len(wanted))) as pool:
+        futures = [pool.submit(node.add_accounts, *pairs) for node, pairs in wanted]
+        return [future.result() for future in futures]
 
 
 def run_side_by_side(*calls: tuple[DemoNode, tuple[str, ...]]) -> list[str]:

@@ -12,11 +12,20 @@ import json
 import shlex
 import textwrap
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from exchange_node.demo_nodes import DemoError, DemoNode, run_side_by_side, wait_for
+from exchange_node.demo_nodes import (
+    Account,
+    DemoError,
+    DemoNode,
+    account_arguments,
+    add_accounts_side_by_side,
+    initialize_side_by_side,
+    run_side_by_side,
+    wait_for,
+)
 from exchange_node.demo_referral import (
     PERSON,
     deleted_at_peer,
@@ -28,6 +37,34 @@ from exchange_node.demo_referral import (
 WIDTH = 92
 #: How long a message may take to reach a peer and be answered (the worker looks 5 times a second).
 DELIVERY_SECONDS = 30.0
+#: Who signs in to each node's web app, (e-mail, role) by node key: a volunteer who refers
+#: people or intake staff who answer referrals, and an administrator (peers, users, keys).
+ACCOUNTS: Mapping[str, tuple[tuple[str, str], ...]] = {
+    "community": (("volunteer@community.demo", "staff"), ("admin@community.demo", "admin")),
+    "clinic": (("intake@clinic.demo", "staff"), ("admin@clinic.demo", "admin")),
+    "school": (("intake@school.demo", "staff"), ("admin@school.demo", "admin")),
+}
+#: The clinic's service and its capacity (``service add`` and ``capacity set SERVICE``).
+CLINIC_SERVICE = (
+    "--name", "Youth sexual health drop-in",
+    "--description", "Confidential sexual health care for young people, no appointment.",
+    "--category", "sexual-health=Sexual health", "--affirming",
+    "--minimum-age", "13", "--maximum-age", "25", "--area", "Riverside",
+)  # fmt: skip
+CLINIC_CAPACITY = (
+    "--status", "capacity", "--accepting", "--wait-days", "2",
+    "--intake-field", "given_name", "--intake-field", "phone", "--intake-field", "pronouns",
+)  # fmt: skip
+SCHOOL_SERVICE = (
+    "--name", "After-school LGBTQ+ support group",
+    "--description", "A weekly, staff-led group where students can be themselves.",
+    "--category", "peer-support=Peer support", "--affirming",
+    "--minimum-age", "11", "--maximum-age", "18", "--area", "Northside",
+)  # fmt: skip
+SCHOOL_CAPACITY = (
+    "--status", "waitlist", "--accepting", "--wait-days", "7", "--intake-field",
+    "preferred_name", "--intake-field", "pronouns", "--intake-field", "grade_level",
+)  # fmt: skip
 
 
 class Narrator:
@@ -69,6 +106,8 @@ class Demo:
     clinic_service: str = ""
     school_service: str = ""
     referral_id: str = ""
+    #: The web app's accounts on each node, by node key.
+    accounts: dict[str, list[Account]] = field(default_factory=dict)
 
     @property
     def nodes(self) -> tuple[DemoNode, DemoNode, DemoNode]:
@@ -94,14 +133,10 @@ def init_nodes(demo: Demo) -> None:
         """Each organization runs its own node: its own database, its own keys. There is no
         central server; a person's data lives only with the organizations they agreed to."""
     )
-    printed = demo.side_by_side(
-        *(
-            (node, ("init", "--name", node.name, "--kind", node.kind, "--url", node.url))
-            for node in demo.nodes
-        )
-    )
-    for node, output in zip(demo.nodes, printed, strict=True):
-        node.thumbprint = _thumbprint(node, output)
+    for node in demo.nodes:
+        demo.say.command(node, node.init_arguments())
+    initialize_side_by_side(*demo.nodes)
+    for node in demo.nodes:
         demo.say.fact(f"{node.name} thumbprint", node.thumbprint)
     demo.say.explain(
         """A thumbprint is the fingerprint of a node's signing key. Administrators tell each
@@ -115,6 +150,30 @@ def init_nodes(demo: Demo) -> None:
         node.wait_until_ready()
     for node in demo.nodes:
         demo.say.fact(node.name, f"serving {node.url}")
+
+
+def create_accounts(demo: Demo) -> None:
+    demo.say.explain(
+        """People use the web app each node serves, in English or Arabic: volunteers refer,
+        intake staff answer referrals, administrators look after peers, users and keys. Each
+        node has its own accounts; each account here gets a random password."""
+    )
+    wanted = [(node, ACCOUNTS[node.key]) for node in demo.nodes]
+    for node, pairs in wanted:
+        for email, role in pairs:
+            demo.say.command(node, account_arguments(email, role))
+    added = add_accounts_side_by_side(*wanted)
+    for node, accounts in zip(demo.nodes, added, strict=True):
+        demo.accounts[node.key] = accounts
+        for account in accounts:
+            demo.say.fact(node.name, f"{account.email} ({account.role})")
+    if demo.detached:
+        demo.say.explain("Their passwords are printed at the end, with where to sign in.")
+    else:
+        demo.say.explain(
+            """To sign in with them in a browser afterwards, run 'exchange-node demo --keep':
+            it leaves the nodes running and prints the passwords."""
+        )
 
 
 def peer_nodes(demo: Demo) -> None:
@@ -142,26 +201,16 @@ def publish_services(demo: Demo) -> None:
         nothing more than these fields can ever be sent to them."""
     )
     added = demo.side_by_side(
-        (demo.clinic, ("service", "add", "--name", "Youth sexual health drop-in",
-            "--description", "Confidential sexual health care for young people, no appointment.",
-            "--category", "sexual-health=Sexual health", "--affirming",
-            "--minimum-age", "13", "--maximum-age", "25", "--area", "Riverside", "--json")),
-        (demo.school, ("service", "add", "--name", "After-school LGBTQ+ support group",
-            "--description", "A weekly, staff-led group where students can be themselves.",
-            "--category", "peer-support=Peer support", "--affirming",
-            "--minimum-age", "11", "--maximum-age", "18", "--area", "Northside", "--json")),
-    )  # fmt: skip
+        (demo.clinic, ("service", "add", *CLINIC_SERVICE, "--json")),
+        (demo.school, ("service", "add", *SCHOOL_SERVICE, "--json")),
+    )
     demo.clinic_service, demo.school_service = (
         _service_id(node, output) for node, output in zip(demo.nodes[1:], added, strict=True)
     )
     demo.side_by_side(
-        (demo.clinic, ("capacity", "set", demo.clinic_service, "--status", "capacity",
-            "--accepting", "--wait-days", "2", "--intake-field", "given_name",
-            "--intake-field", "phone", "--intake-field", "pronouns")),
-        (demo.school, ("capacity", "set", demo.school_service, "--status", "waitlist",
-            "--accepting", "--wait-days", "7", "--intake-field", "preferred_name",
-            "--intake-field", "pronouns", "--intake-field", "grade_level")),
-    )  # fmt: skip
+        (demo.clinic, ("capacity", "set", demo.clinic_service, *CLINIC_CAPACITY)),
+        (demo.school, ("capacity", "set", demo.school_service, *SCHOOL_CAPACITY)),
+    )
     demo.say.fact("Riverside Clinic service", demo.clinic_service)
     demo.say.fact("Northside School service", demo.school_service)
 
@@ -288,6 +337,7 @@ def verify_audit_logs(demo: Demo) -> None:
 #: (title, step), in order; starting and stopping the nodes are added by exchange_node.demo.
 STEPS: tuple[tuple[str, Callable[[Demo], None]], ...] = (
     ("Create and start three nodes", init_nodes),
+    ("Create sign-in accounts for the web app", create_accounts),
     ("Peer them", peer_nodes),
     ("Publish services and capacity", publish_services),
     ("Search the directory", search_directory),
@@ -297,14 +347,6 @@ STEPS: tuple[tuple[str, Callable[[Demo], None]], ...] = (
     ("Withdraw consent", withdraw_consent),
     ("Verify the audit logs", verify_audit_logs),
 )
-
-
-def _thumbprint(node: DemoNode, init_output: str) -> str:
-    prefix = "Signing key thumbprint: "
-    for line in init_output.splitlines():
-        if line.startswith(prefix):
-            return line.removeprefix(prefix).strip()
-    raise DemoError(f"'init' printed no thumbprint for {node.name}", node=node, output=init_output)
 
 
 def _service_id(node: DemoNode, output: str) -> str:

@@ -3,8 +3,9 @@
 The demo runs as an administrator would run it (a child process); its output must
 show each key fact of the loop, and afterwards no node may be left listening and no
 home folder left behind. With ``--keep`` the nodes keep answering until stopped with
-the command it prints. A failing or interrupted step stops the nodes too (run in this
-process, with a step that fails on purpose).
+the command it prints, and the accounts it prints sign in to each node's web app.
+A failing or interrupted step stops the nodes too (run in this process, with a step
+that fails on purpose).
 """
 
 from __future__ import annotations
@@ -32,6 +33,15 @@ from tests.e2e.conftest import environment
 #: second of CPU to start, so on a machine busy with other tests it takes several times longer.
 DEMO_SECONDS = 300.0
 NAMES = ("Rainbow Youth Network", "Riverside Clinic", "Northside School")
+#: The accounts a newcomer needs: someone to refer, someone to answer, an administrator.
+ACCOUNTS = {
+    "volunteer@community.demo": "staff",
+    "admin@community.demo": "admin",
+    "intake@clinic.demo": "staff",
+    "admin@clinic.demo": "admin",
+    "intake@school.demo": "staff",
+    "admin@school.demo": "admin",
+}
 
 
 def run_demo(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -76,6 +86,41 @@ def served_urls(output: str) -> list[str]:
     return re.findall(r"serving (http://127\.0\.0\.1:\d+)$", output, re.MULTILINE)
 
 
+def printed_accounts(output: str) -> list[tuple[str, str, str, str]]:
+    """(sign-in URL, e-mail, role, password) of each account a ``--keep`` demo printed."""
+    accounts, url = [], ""
+    for line in output.splitlines():
+        if found := re.fullmatch(r"\s+.+?\s+(http://127\.0\.0\.1:\d+/login)", line):
+            url = found.group(1)
+        elif found := re.fullmatch(r"\s+(\S+@\S+)\s+(staff|admin)\s+password: (\S+)", line):
+            accounts.append((url, *found.groups()))
+    return accounts
+
+
+def csrf_token_in(page: str) -> str:
+    found = re.search(r'<input type="hidden" name="csrf_token" value="([^"]+)">', page)
+    assert found, page
+    return found.group(1)
+
+
+def sign_in(url: str, email: str, password: str) -> requests.Session:
+    """Sign in on the page at ``url`` as a browser would: GET the form, POST it with the token."""
+    http = requests.Session()
+    http.trust_env = False
+    form = http.get(url, timeout=5)
+    assert form.status_code == 200
+    [cookie] = http.cookies  # the session, holding the CSRF token; http here, so not Secure
+    assert not cookie.secure
+    answer = http.post(
+        url,
+        data={"email": email, "password": password, "csrf_token": csrf_token_in(form.text)},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert answer.status_code == 303, f"{email}: {answer.status_code}"
+    return http
+
+
 def fact(output: str, label: str) -> str:
     """The value printed after ``label:`` (the first such line)."""
     found = re.search(rf"^\s+{re.escape(label)}:\s+(.+)$", output, re.MULTILINE)
@@ -110,6 +155,10 @@ def test_the_demo_shows_the_whole_loop_and_leaves_nothing_running(tmp_path: Path
     for name in NAMES:
         assert re.search(rf"^\s+{name}:\s+audit log intact: \d+ entries", output, re.MULTILINE)
 
+    for email, role in ACCOUNTS.items():
+        assert re.search(rf":\s+{re.escape(email)} \({role}\)$", output, re.MULTILINE), email
+    assert "password:" not in output  # printed only with --keep, when the nodes stay
+
     assert "Traceback" not in output + result.stderr
     assert not [url for url in urls if listening(url)], "a node is still listening"
     assert list(tmp_path.iterdir()) == [], "the demo left its homes behind"
@@ -135,6 +184,8 @@ def test_keep_leaves_the_nodes_running_and_says_how_to_stop_them(
         http.trust_env = False
         for url, _ in nodes:
             assert http.get(f"{url}/healthz", timeout=5).json() == {"status": "ok"}
+    check_the_printed_accounts_sign_in(output, [url for url, _ in nodes])
+
     [folder] = tmp_path.iterdir()
     stop = f"kill {' '.join(str(pid) for _, pid in nodes)} && rm -rf {folder}"
     assert stop in output
@@ -146,6 +197,28 @@ def test_keep_leaves_the_nodes_running_and_says_how_to_stop_them(
         time.sleep(0.1)
     assert not [url for url, _ in nodes if listening(url)]
     assert not folder.exists()
+
+
+def check_the_printed_accounts_sign_in(output: str, node_urls: list[str]) -> None:
+    """Each printed account signs in on its own node's page, and only there."""
+    accounts = printed_accounts(output)
+    assert {email: role for _, email, role, _ in accounts} == ACCOUNTS, output
+    assert {url for url, *_ in accounts} == {f"{url}/login" for url in node_urls}
+    assert len({password for *_, password in accounts}) == len(accounts)
+    for url, email, _, password in accounts:
+        with sign_in(url, email, password) as http:
+            home = http.get(url.removesuffix("/login") + "/", allow_redirects=False, timeout=5)
+            assert home.status_code == 200, f"{email} is not signed in: {home.status_code}"
+            assert "Sign out" in home.text
+    # The volunteer's account is the youth network's own: the clinic does not know it.
+    [volunteer] = [account for account in accounts if account[1] == "volunteer@community.demo"]
+    [clinic_login] = {url for url, email, *_ in accounts if email.endswith("@clinic.demo")}
+    with requests.Session() as http:
+        http.trust_env = False
+        token = csrf_token_in(http.get(clinic_login, timeout=5).text)
+        data = {"email": volunteer[1], "password": volunteer[3], "csrf_token": token}
+        refused = http.post(clinic_login, data=data, allow_redirects=False, timeout=10)
+    assert refused.status_code == 401
 
 
 def fail_on_purpose(demo: Demo) -> None:
