@@ -21,8 +21,9 @@ from datetime import timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
-from flask import Flask, abort, g, redirect, request, session, url_for
+from flask import Flask, abort, current_app, g, redirect, request, session, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from exchange_node.db.models import User
@@ -32,6 +33,7 @@ from exchange_node.node import Node
 SESSION_KEY_FILE = "session.key"
 SESSION_HOURS = 8
 CSRF_FIELD = "csrf_token"
+PUBLIC_URL = "EXCHANGE_PUBLIC_URL"
 _USER, _STAMP, _CSRF = "uid", "stamp", "csrf"
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -63,6 +65,7 @@ def init_app(app: Flask, node: Node) -> None:
         PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
         SESSION_REFRESH_EACH_REQUEST=False,
     )
+    app.config[PUBLIC_URL] = node.settings.url
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["current_user"] = current_user
 
@@ -182,7 +185,7 @@ def check_csrf() -> None:
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
     origin = request.headers.get("Origin")
-    if origin and origin != "null" and origin.rstrip("/") != request.host_url.rstrip("/"):
+    if origin and origin != "null" and origin.rstrip("/") not in _own_origins():
         abort(400, "the form was sent from another site")
     expected = session.get(_CSRF)
     given = request.form.get(CSRF_FIELD, "")
@@ -190,11 +193,28 @@ def check_csrf() -> None:
         abort(400, "the form has expired: go back, reload the page and send it again")
 
 
+def _own_origins() -> set[str]:
+    """This site as browsers name it: the node's public URL (behind a TLS proxy the app
+    itself sees plain http) and the address the request came to."""
+    origins = {request.host_url.rstrip("/")}
+    public = urlsplit(current_app.config.get(PUBLIC_URL, ""))
+    if public.scheme and public.netloc:
+        origins.add(f"{public.scheme}://{public.netloc}")
+    return origins
+
+
 def safe_next(target: str | None, fallback: str) -> str:
-    """``target`` when it is a path on this site, else ``fallback`` (no open redirects)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return fallback
+    """``target`` when it is a path on this site, else ``fallback`` (no open redirects).
+
+    Browsers drop tabs and newlines from URLs, so ``/\t/evil.example`` would become
+    ``//evil.example``: anything not printable, a backslash or a space is refused too.
+    """
+    if not target or not target.isprintable() or "\\" in target or " " in target:
+        return fallback
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return fallback
+    return target
 
 
 def redirect_to(endpoint: str, **values: Any) -> BaseResponse:

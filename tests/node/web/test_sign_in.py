@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 from sqlalchemy import update
 
 from exchange_node.db.models import User
 from exchange_node.web.ui_pages import CONTENT_SECURITY_POLICY
 from tests.node.conftest import TestNode
-from tests.node.web.conftest import PageClient, add_user
+from tests.node.web.conftest import PASSWORD, PageClient, add_user
 
 
 def test_pages_need_a_signed_in_user(community: TestNode) -> None:
@@ -64,7 +66,15 @@ def test_a_form_from_another_origin_is_refused(staff: PageClient) -> None:
 def test_next_never_leaves_the_site(community: TestNode) -> None:
     client = PageClient(community)
     email = add_user(community, "volunteer@community.example")
-    for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+    for target in (
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example",
+        "/\t/evil.example",  # browsers drop the tab: //evil.example
+        "/\n/evil.example",
+        "/\r\nSet-Cookie: x=1",
+        "javascript:alert(1)",
+    ):
         response = client.post(
             "/login", {"email": email, "password": "correct horse battery staple", "next": target}
         )
@@ -122,3 +132,28 @@ def test_two_nodes_on_one_host_keep_separate_sessions(
     client = PageClient(community)
     response = client.sign_in(add_user(community, "volunteer@community.example"))
     assert response.headers["Set-Cookie"].startswith(f"{name}=")
+
+
+def test_signed_in_next_with_control_characters_stays_on_the_site(staff: PageClient) -> None:
+    for target in ("/%09/evil.example", "/%0A/x", "/%0D%0ALocation:%20//evil.example"):
+        response = staff.get(f"/login?next={target}")
+        assert response.status_code == 302, target
+        assert response.headers["Location"] == "/", target
+        language = staff.post("/language", {"lang": "ar", "next": unquote(target)})
+        assert language.headers["Location"] == "/"
+
+
+def test_forms_work_behind_a_tls_proxy(community: TestNode) -> None:
+    """The proxy speaks plain http to the node; the browser names the public https origin."""
+    client = PageClient(community)
+    email = add_user(community, "volunteer@community.example")
+    client.base_url = "http://community.example"  # what the app sees behind the proxy
+    token = client.csrf_token()
+    response = client.post(
+        "/login",
+        {"email": email, "password": PASSWORD, "csrf_token": token},
+        headers={"Origin": community.url},
+    )
+    assert response.status_code == 303, response.get_data(as_text=True)
+    other = client.post("/login", {"csrf_token": token}, headers={"Origin": "https://evil.example"})
+    assert other.status_code == 400
