@@ -193,7 +193,7 @@ def field_errors(error: InvalidRequestError) -> dict[str, str]:
 def _whole(text: str, most: int, name: str, problems: dict[str, str]) -> int | None:
     if not text:
         return None
-    if not text.isdigit() or int(text) > most:
+    if not (text.isascii() and text.isdigit()) or len(text) > 9 or int(text) > most:
         problems[name] = f"a whole number from 0 to {most}"
         return None
     return int(text)

@@ -243,7 +243,7 @@ def _location_values(record: Mapping[str, Any]) -> dict[str, str]:
 def _age(text: str, problems: dict[str, str], name: str) -> int | None:
     if not text:
         return None
-    if not text.isdigit() or int(text) > MAX_AGE:
+    if not (text.isascii() and text.isdigit()) or len(text) > 9 or int(text) > MAX_AGE:
         problems[name] = f"a whole number from 0 to {MAX_AGE}"
         return None
     return int(text)

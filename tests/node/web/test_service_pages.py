@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from sqlalchemy import select
 
 from exchange_node.db.models import AuditEntry, Service, User
@@ -188,6 +189,20 @@ def test_bad_capacity_input_is_kept_and_nothing_changes(
     (service,) = services(community)
     assert (service.capacity_status, service.accepting_referrals) == ("no-capacity", False)
     assert service.verified_at is None
+
+
+@pytest.mark.parametrize("number", ["²", "٣", "9" * 5000])
+def test_numbers_that_python_alone_would_take_are_refused_as_input(
+    staff: PageClient, community: TestNode, number: str
+) -> None:
+    """Superscript and Arabic-Indic digits pass str.isdigit(); 5,000 digits overflow int()."""
+    response = staff.post("/services/new", LEGAL_CLINIC | {"minimum_age": number})
+    assert response.status_code == 400
+    assert "Give an age in whole years from 0 to 200." in response.get_data(as_text=True)
+    service_id = add(staff)
+    for name in ("wait_days", "open_places"):
+        response = staff.post(f"/services/{service_id}/capacity", CAPACITY | {name: number})
+        assert response.status_code == 400, name
 
 
 def test_removing_a_service_asks_first(
