@@ -364,7 +364,10 @@ def receipt(home: Path | None, reference: str, html: bool) -> None:
     node = open_node(home)
     with node.database.session() as session:
         found = referrals.find_referral(session, reference)
-        click.echo(consent.consent_receipt(node, session, found, html=html), nl=False)
+        click.echo(
+            consent.consent_receipt(node, session, found, actor=ACTOR, now=node.now(), html=html),
+            nl=False,
+        )
 
 
 COMMANDS: list[click.Command] = [referral]

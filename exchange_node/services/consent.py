@@ -26,7 +26,7 @@ from exchange_node.errors import InvalidRequestError
 from exchange_node.node import Node
 from exchange_node.protocol.intake import SENSITIVE_CATEGORIES
 from exchange_node.protocol.messages import parse_timestamp
-from exchange_node.services import referral_store
+from exchange_node.services import audit, referral_store
 
 #: Plain-language names of the data categories (SPEC 5.4), as a person reads them.
 CATEGORY_LABELS = {
@@ -57,8 +57,13 @@ class _Section:
     lines: Sequence[str]
 
 
-def consent_receipt(node: Node, session: Session, referral: Referral, *, html: bool = False) -> str:
+def consent_receipt(
+    node: Node, session: Session, referral: Referral, *, actor: str, now: int, html: bool = False
+) -> str:
     """The consent receipt of a referral this node sent, as text or as an HTML page.
+
+    It opens the sealed consent record (which sensitive categories were shared, and why),
+    so showing it is audited as ``referral.consent_receipt_viewed`` by ``actor``.
 
     Raises:
         InvalidRequestError: a referral this node received (the referrer gives receipts).
@@ -75,6 +80,13 @@ def consent_receipt(node: Node, session: Session, referral: Referral, *, html: b
         sections = _purged_sections(node, peer, referral)
     else:
         sections = _sections(node, peer, referral, data.consent)
+    audit.record(
+        session,
+        actor=actor,
+        action="referral.consent_receipt_viewed",
+        subject=referral.referral_id,
+        now=now,
+    )
     title = f"Consent receipt {referral.consent_code}"
     return _html(title, sections) if html else _text(title, sections)
 

@@ -147,7 +147,9 @@ def consent_receipt(client: ApiClient, referral_id: str) -> Response:
     node = current_node()
     with node.database.session() as session:
         referral = _find(session, referral_id)
-        receipt = consent.consent_receipt(node, session, referral, html=chosen == "html")
+        receipt = consent.consent_receipt(
+            node, session, referral, actor=_actor(client), now=node.now(), html=chosen == "html"
+        )
     return Response(receipt, content_type=RECEIPT_FORMATS[chosen])
 
 

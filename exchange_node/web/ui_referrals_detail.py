@@ -59,7 +59,9 @@ def receipt(referral_id: str) -> Response:
     node = current_node()
     with node.database.session() as session:
         referral = referral_pages.find_by_id(session, referral_id)
-        page = consent.consent_receipt(node, session, referral, html=True)
+        page = consent.consent_receipt(
+            node, session, referral, actor=actor(), now=node.now(), html=True
+        )
     response = Response(page, mimetype="text/html")
     response.headers["Content-Security-Policy"] = receipt_policy(page)
     return response

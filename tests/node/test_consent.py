@@ -7,8 +7,9 @@ from html.parser import HTMLParser
 from typing import TYPE_CHECKING
 
 import pytest
+from sqlalchemy import select
 
-from exchange_node.db.models import Referral
+from exchange_node.db.models import AuditEntry, Referral
 from exchange_node.errors import InvalidRequestError
 from exchange_node.services.consent import consent_receipt
 from exchange_node.services.referrals import withdraw
@@ -31,7 +32,14 @@ __all__ = ["service_id"]
 def receipt(test_node: TestNode, referral: Referral, *, html: bool = False) -> str:
     node = test_node.node
     with node.database.session() as session:
-        return consent_receipt(node, session, session.get_one(Referral, referral.id), html=html)
+        return consent_receipt(
+            node,
+            session,
+            session.get_one(Referral, referral.id),
+            actor="cli",
+            now=node.now(),
+            html=html,
+        )
 
 
 def assert_no_person_data(text: str) -> None:
@@ -121,3 +129,18 @@ def test_a_received_referral_has_no_receipt_here(
     received = receive(clinic, community, service_id)
     with pytest.raises(InvalidRequestError, match="organization that made the referral"):
         receipt(clinic, received)
+
+
+def test_showing_a_receipt_is_audited(
+    community: TestNode, clinic: TestNode, service_id: str
+) -> None:
+    sent = create(community, draft(clinic, service_id))
+    receipt(community, sent)
+    with community.node.database.session() as session:
+        last = session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
+        assert last is not None
+        assert (last.actor, last.action, last.subject) == (
+            "cli",
+            "referral.consent_receipt_viewed",
+            sent.referral_id,
+        )
