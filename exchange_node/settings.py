@@ -71,6 +71,8 @@ class Settings:
     access_token_seconds: int = 3_600
     #: Let this node connect to peers on private or loopback addresses (off: SSRF guard).
     allow_private_peers: bool = False
+    #: Reverse proxies in front of the node that set X-Forwarded-For (0: none trusted).
+    trusted_proxies: int = 0
     log_level: str = "INFO"
     limits: Limits = DEFAULT_LIMITS
 
@@ -115,6 +117,7 @@ _ENVIRONMENT: dict[str, tuple[str, type]] = {
     "EXCHANGE_HTTP_TIMEOUT_SECONDS": ("http_timeout_seconds", float),
     "EXCHANGE_ACCESS_TOKEN_SECONDS": ("access_token_seconds", int),
     "EXCHANGE_ALLOW_PRIVATE_PEERS": ("allow_private_peers", bool),
+    "EXCHANGE_TRUSTED_PROXIES": ("trusted_proxies", int),
     "EXCHANGE_LOG_LEVEL": ("log_level", str),
 }
 #: Members of node.toml and the JSON types they hold. Secrets are not allowed there.
@@ -142,6 +145,7 @@ _FILE_TYPES: dict[str, type | tuple[type, ...]] = {
     "http_timeout_seconds": (int, float),
     "access_token_seconds": int,
     "allow_private_peers": bool,
+    "trusted_proxies": int,
     "log_level": str,
 }
 
@@ -252,6 +256,8 @@ def _check(settings: Settings) -> None:
     ):
         if not getattr(settings, name) > 0:  # also refuses a NaN timeout
             raise ConfigurationError(f"{name} must be positive")
+    if not 0 <= settings.trusted_proxies <= 10:
+        raise ConfigurationError("trusted_proxies must be from 0 to 10")
     if settings.capacity_poll_seconds < 60:
         raise ConfigurationError("capacity_poll_seconds must be at least 60 (SPEC 4.1)")
 

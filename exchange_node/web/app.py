@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from exchange_node.node import Node
 from exchange_node.settings import Settings, load_settings
@@ -55,6 +56,10 @@ def create_app(
     if test_config:
         app.config.update(test_config)
     app.extensions[EXTENSION] = node
+    if node.settings.trusted_proxies:
+        # The client's address (sign-in throttle, logs) from X-Forwarded-For, as set by that
+        # many proxies. URLs need no fixing: the node always names itself by settings.url.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=node.settings.trusted_proxies)  # type: ignore[method-assign]
     logging.getLogger("exchange_node").setLevel(node.settings.log_level)
     problems.init_app(app)
     app.register_blueprint(health.blueprint)

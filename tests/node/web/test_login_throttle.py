@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from exchange_node.db.models import LoginThrottle
+from exchange_node.services.login_throttle import sign_in_keys
 from exchange_node.web import ui_auth
-from tests.node.conftest import TestClock, TestNode
+from tests.node.conftest import Federation, TestClock, TestNode
 from tests.node.web.conftest import PASSWORD, PageClient, add_user
 
 EMAIL = "volunteer@community.example"
@@ -94,3 +95,25 @@ def test_a_correct_sign_in_still_works_for_others(community: TestNode, volunteer
     other = add_user(community, "intake@community.example")
     fail(PageClient(community), 5)
     assert PageClient(community).sign_in(other, PASSWORD).status_code == 303
+
+
+@pytest.mark.parametrize(("trusted_proxies", "counted"), [(0, "127.0.0.1"), (1, "203.0.113.9")])
+def test_behind_trusted_proxies_the_forwarded_address_is_counted(
+    federation: Federation, trusted_proxies: int, counted: str
+) -> None:
+    node = federation.add("proxied", trusted_proxies=trusted_proxies)
+    add_user(node, EMAIL)
+    client = PageClient(node)
+    response = client.post(
+        "/login",
+        {"email": EMAIL, "password": WRONG},
+        environ_base={"REMOTE_ADDR": "127.0.0.1"},
+        headers={"X-Forwarded-For": "203.0.113.9"},
+    )
+    assert response.status_code == 401
+    secret = node.app.secret_key
+    assert isinstance(secret, bytes)
+    expected = sign_in_keys(EMAIL, counted, secret=secret).address
+    with node.node.database.session() as session:
+        keys = set(session.scalars(select(LoginThrottle.key)))
+    assert expected in keys
