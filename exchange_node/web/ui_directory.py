@@ -80,7 +80,7 @@ def search() -> tuple[str, int]:
     except InvalidRequestError as error:
         errors = form_errors(error)
         return _page(form, errors=errors, open_more=_uses_more(form, errors)), 400
-    return _page(form, page=page, languages=languages, open_more=_uses_more(form, {})), 200
+    return _page(form, page=page, service_languages=languages, open_more=_uses_more(form, {})), 200
 
 
 def form_values(args: MultiDict[str, str]) -> dict[str, Any]:
@@ -126,7 +126,7 @@ def _page(
     form: dict[str, Any],
     *,
     page: SearchPage | None = None,
-    languages: dict[tuple[str, str], tuple[str, ...]] | None = None,
+    service_languages: dict[tuple[str, str], tuple[str, ...]] | None = None,
     errors: dict[str, str] | None = None,
     open_more: bool = False,
 ) -> str:
@@ -134,7 +134,7 @@ def _page(
         "directory/search.html",
         form=form,
         page=page,
-        languages=languages or {},
+        service_languages=service_languages or {},
         errors=errors or {},
         open_more=open_more,
         kinds=[("", lazy_gettext("Any"))] + [(k, KIND_LABELS[k]) for k in ORGANIZATION_KINDS],

@@ -157,3 +157,16 @@ def test_forms_work_behind_a_tls_proxy(community: TestNode) -> None:
     assert response.status_code == 303, response.get_data(as_text=True)
     other = client.post("/login", {"csrf_token": token}, headers={"Origin": "https://evil.example"})
     assert other.status_code == 400
+
+
+def test_every_main_page_offers_the_language_switch(admin: PageClient) -> None:
+    for path in (
+        "/",
+        "/referrals",
+        "/directory",
+        "/directory?q=counselling",
+        "/services",
+        "/admin",
+    ):
+        page = admin.get(path).get_data(as_text=True)
+        assert 'name="lang" value="ar"' in page, path
