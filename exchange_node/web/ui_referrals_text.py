@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_gettext
 
 
 class FieldText(NamedTuple):
@@ -21,95 +21,98 @@ class FieldText(NamedTuple):
     autocomplete: str = "off"
 
 
-_SENSITIVE_HINT = _l(
+_SENSITIVE_HINT = lazy_gettext(
     "Sensitive: sent only if the person agrees to share it, asked separately on the next step."
 )
 
 #: Intake field -> how the form asks for it (every field of the vocabulary; a test checks).
 FIELDS: dict[str, FieldText] = {
-    "given_name": FieldText(_l("Given name")),
-    "family_name": FieldText(_l("Family name")),
+    "given_name": FieldText(lazy_gettext("Given name")),
+    "family_name": FieldText(lazy_gettext("Family name")),
     "preferred_name": FieldText(
-        _l("Preferred name"), _l("The name the person wants to be called.")
+        lazy_gettext("Preferred name"), lazy_gettext("The name the person wants to be called.")
     ),
-    "date_of_birth": FieldText(_l("Date of birth"), type="date"),
-    "age": FieldText(_l("Age"), _l("In years."), type="number"),
-    "phone": FieldText(_l("Phone number"), type="tel"),
-    "email": FieldText(_l("E-mail address"), type="email"),
-    "postal_address": FieldText(_l("Postal address"), type="textarea"),
+    "date_of_birth": FieldText(lazy_gettext("Date of birth"), type="date"),
+    "age": FieldText(lazy_gettext("Age"), lazy_gettext("In years."), type="number"),
+    "phone": FieldText(lazy_gettext("Phone number"), type="tel"),
+    "email": FieldText(lazy_gettext("E-mail address"), type="email"),
+    "postal_address": FieldText(lazy_gettext("Postal address"), type="textarea"),
     "preferred_language": FieldText(
-        _l("Preferred language"), _l("The language the person wants to be helped in.")
+        lazy_gettext("Preferred language"),
+        lazy_gettext("The language the person wants to be helped in."),
     ),
     "needs_summary": FieldText(
-        _l("What the person needs help with"),
-        _l("A short summary: only what the service needs to know."),
+        lazy_gettext("What the person needs help with"),
+        lazy_gettext("A short summary: only what the service needs to know."),
         type="textarea",
     ),
-    "school_name": FieldText(_l("School")),
-    "grade_level": FieldText(_l("School year or grade")),
-    "housing_situation": FieldText(_l("Housing situation"), type="textarea"),
+    "school_name": FieldText(lazy_gettext("School")),
+    "grade_level": FieldText(lazy_gettext("School year or grade")),
+    "housing_situation": FieldText(lazy_gettext("Housing situation"), type="textarea"),
     "legal_matter_summary": FieldText(
-        _l("Legal matter"), _l("A short summary of the matter."), type="textarea"
+        lazy_gettext("Legal matter"),
+        lazy_gettext("A short summary of the matter."),
+        type="textarea",
     ),
-    "pronouns": FieldText(_l("Pronouns"), _SENSITIVE_HINT),
-    "gender_identity": FieldText(_l("Gender identity"), _SENSITIVE_HINT),
-    "sexual_orientation": FieldText(_l("Sexual orientation"), _SENSITIVE_HINT),
-    "health_summary": FieldText(_l("Health summary"), _SENSITIVE_HINT, type="textarea"),
-    "immigration_status": FieldText(_l("Immigration status"), _SENSITIVE_HINT),
+    "pronouns": FieldText(lazy_gettext("Pronouns"), _SENSITIVE_HINT),
+    "gender_identity": FieldText(lazy_gettext("Gender identity"), _SENSITIVE_HINT),
+    "sexual_orientation": FieldText(lazy_gettext("Sexual orientation"), _SENSITIVE_HINT),
+    "health_summary": FieldText(lazy_gettext("Health summary"), _SENSITIVE_HINT, type="textarea"),
+    "immigration_status": FieldText(lazy_gettext("Immigration status"), _SENSITIVE_HINT),
 }
 
 #: Data category -> what the person agrees to share, as the consent step lists it.
 CATEGORIES = {
-    "identity": _l("Name"),
-    "contact": _l("Contact details (phone, e-mail or address)"),
-    "demographics": _l("Age or date of birth"),
-    "language": _l("Preferred language"),
-    "needs": _l("What the person needs help with"),
-    "education": _l("School and school year"),
-    "housing": _l("Housing situation"),
-    "legal": _l("Legal matter"),
-    "gender_identity": _l("Gender identity or pronouns"),
-    "sexual_orientation": _l("Sexual orientation"),
-    "health": _l("Health"),
-    "immigration_status": _l("Immigration status"),
+    "identity": lazy_gettext("Name"),
+    "contact": lazy_gettext("Contact details (phone, e-mail or address)"),
+    "demographics": lazy_gettext("Age or date of birth"),
+    "language": lazy_gettext("Preferred language"),
+    "needs": lazy_gettext("What the person needs help with"),
+    "education": lazy_gettext("School and school year"),
+    "housing": lazy_gettext("Housing situation"),
+    "legal": lazy_gettext("Legal matter"),
+    "gender_identity": lazy_gettext("Gender identity or pronouns"),
+    "sexual_orientation": lazy_gettext("Sexual orientation"),
+    "health": lazy_gettext("Health"),
+    "immigration_status": lazy_gettext("Immigration status"),
 }
 CHANNELS = {
-    "phone-call": _l("Phone call"),
-    "sms": _l("Text message (SMS)"),
-    "email": _l("E-mail"),
-    "post": _l("Post"),
-    "in-person": _l("In person"),
-    "via-referrer": _l("Through us (the referring organization)"),
+    "phone-call": lazy_gettext("Phone call"),
+    "sms": lazy_gettext("Text message (SMS)"),
+    "email": lazy_gettext("E-mail"),
+    "post": lazy_gettext("Post"),
+    "in-person": lazy_gettext("In person"),
+    "via-referrer": lazy_gettext("Through us (the referring organization)"),
 }
 DAYS = {
-    "mon": _l("Monday"),
-    "tue": _l("Tuesday"),
-    "wed": _l("Wednesday"),
-    "thu": _l("Thursday"),
-    "fri": _l("Friday"),
-    "sat": _l("Saturday"),
-    "sun": _l("Sunday"),
+    "mon": lazy_gettext("Monday"),
+    "tue": lazy_gettext("Tuesday"),
+    "wed": lazy_gettext("Wednesday"),
+    "thu": lazy_gettext("Thursday"),
+    "fri": lazy_gettext("Friday"),
+    "sat": lazy_gettext("Saturday"),
+    "sun": lazy_gettext("Sunday"),
 }
 METHODS = {
-    "verbal": _l("Verbal (spoken)"),
-    "written": _l("Written (signed form)"),
-    "digital": _l("Digital (online form or message)"),
+    "verbal": lazy_gettext("Verbal (spoken)"),
+    "written": lazy_gettext("Written (signed form)"),
+    "digital": lazy_gettext("Digital (online form or message)"),
 }
 GIVERS = {
-    "self": _l("The person themselves"),
-    "parent-or-guardian": _l("A parent or guardian"),
-    "legal-representative": _l("A legal representative"),
+    "self": lazy_gettext("The person themselves"),
+    "parent-or-guardian": lazy_gettext("A parent or guardian"),
+    "legal-representative": lazy_gettext("A legal representative"),
 }
 STATUSES = {
-    "requested": _l("Requested"),
-    "accepted": _l("Accepted"),
-    "rejected": _l("Declined"),
-    "cancelled": _l("Cancelled"),
-    "in-progress": _l("In progress"),
-    "on-hold": _l("On hold"),
-    "completed": _l("Completed"),
-    "failed": _l("Not completed"),
-    "entered-in-error": _l("Entered in error"),
+    "requested": lazy_gettext("Requested"),
+    "accepted": lazy_gettext("Accepted"),
+    "rejected": lazy_gettext("Declined"),
+    "cancelled": lazy_gettext("Cancelled"),
+    "in-progress": lazy_gettext("In progress"),
+    "on-hold": lazy_gettext("On hold"),
+    "completed": lazy_gettext("Completed"),
+    "failed": lazy_gettext("Not completed"),
+    "entered-in-error": lazy_gettext("Entered in error"),
 }
 #: Status -> badge class (app.css).
 STATUS_BADGES = {
@@ -121,45 +124,45 @@ STATUS_BADGES = {
 }
 #: Status -> the button that moves a referral there.
 ACTIONS = {
-    "accepted": _l("Accept"),
-    "rejected": _l("Decline"),
-    "in-progress": _l("Start"),
-    "on-hold": _l("Put on hold"),
-    "completed": _l("Complete"),
-    "failed": _l("Close as not completed"),
-    "cancelled": _l("Cancel the referral"),
+    "accepted": lazy_gettext("Accept"),
+    "rejected": lazy_gettext("Decline"),
+    "in-progress": lazy_gettext("Start"),
+    "on-hold": lazy_gettext("Put on hold"),
+    "completed": lazy_gettext("Complete"),
+    "failed": lazy_gettext("Close as not completed"),
+    "cancelled": lazy_gettext("Cancel the referral"),
 }
 REASONS = {
-    "no-capacity": _l("No capacity"),
-    "not-eligible": _l("Not eligible"),
-    "could-not-contact": _l("Could not contact the person"),
-    "person-declined": _l("The person declined"),
-    "other": _l("Other (say what)"),
+    "no-capacity": lazy_gettext("No capacity"),
+    "not-eligible": lazy_gettext("Not eligible"),
+    "could-not-contact": lazy_gettext("Could not contact the person"),
+    "person-declined": lazy_gettext("The person declined"),
+    "other": lazy_gettext("Other (say what)"),
 }
 SIDES = {
-    "sender": _l("by the referring organization"),
-    "receiver": _l("by the receiving organization"),
+    "sender": lazy_gettext("by the referring organization"),
+    "receiver": lazy_gettext("by the receiving organization"),
 }
 EVENTS = {
-    "withdrawn": _l("Consent withdrawn"),
-    "purged": _l("Personal data deleted here"),
-    "deleted-at-peer": _l("Deleted at the peer"),
-    "delivery-failed": _l("A message could not be delivered"),
+    "withdrawn": lazy_gettext("Consent withdrawn"),
+    "purged": lazy_gettext("Personal data deleted here"),
+    "deleted-at-peer": lazy_gettext("Deleted at the peer"),
+    "delivery-failed": lazy_gettext("A message could not be delivered"),
 }
 PURGE_REASONS = {
-    "withdrawn": _l("The person withdrew consent."),
-    "retention": _l("The time for keeping it ended."),
+    "withdrawn": lazy_gettext("The person withdrew consent."),
+    "retention": lazy_gettext("The time for keeping it ended."),
 }
 MESSAGES = {
-    "referral": _l("The referral"),
-    "referral-status": _l("A status change"),
-    "consent-withdrawal": _l("The consent withdrawal"),
+    "referral": lazy_gettext("The referral"),
+    "referral-status": lazy_gettext("A status change"),
+    "consent-withdrawal": lazy_gettext("The consent withdrawal"),
 }
 #: Outbox state -> (words, badge class).
 DELIVERY = {
-    "pending": (_l("Queued"), "warn"),
-    "delivered": (_l("Delivered"), "ok"),
-    "failed": (_l("Failed"), "bad"),
-    "cancelled": (_l("Cancelled"), "muted"),
+    "pending": (lazy_gettext("Queued"), "warn"),
+    "delivered": (lazy_gettext("Delivered"), "ok"),
+    "failed": (lazy_gettext("Failed"), "bad"),
+    "cancelled": (lazy_gettext("Cancelled"), "muted"),
 }
-ROLES = {"received": _l("Incoming"), "sent": _l("Outgoing")}
+ROLES = {"received": lazy_gettext("Incoming"), "sent": lazy_gettext("Outgoing")}
