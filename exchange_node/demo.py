@@ -116,8 +116,8 @@ def _tell_how_to_sign_in(demo: Demo) -> None:
     demo.say.explain(
         """Open a node's web app in a browser and sign in (the language switch is at the top
         of every page). To carry a referral through its loop, sign in as the volunteer at the
-        youth network and, in a second browser or a private window, as intake at the clinic:
-        a browser keeps one sign-in per address, and all three nodes are on 127.0.0.1."""
+        youth network and, in another tab, as intake at the clinic: each node keeps its own
+        sign-in, so one browser can be signed in to all three."""
     )
     for node in demo.nodes:
         demo.say.echo(f"    {node.name:<28} {node.url}/login")
