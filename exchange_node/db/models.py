@@ -536,7 +536,7 @@ class InboxMessage(Base):
 
 
 class LoginThrottle(Base):
-    """Recent failed sign-ins for one account or one client address, and its lock.
+    """Recent failed sign-ins (one account from one address, one address, or one account).
 
     ``key`` is an HMAC-SHA-256 (of the normalized e-mail address, or of the client's address),
     never the address itself; :mod:`exchange_node.services.login_throttle` says how the

@@ -1,21 +1,31 @@
-"""Throttled sign-in: failed attempts counted per account and per client address.
+"""Throttled sign-in: failed attempts counted per account and address, address, and account.
 
-Each failed sign-in counts against two keys: the account (an HMAC-SHA-256 of the
-normalized e-mail address) and the client address (an HMAC-SHA-256 of the IP address;
-for IPv6 its /64, which one machine usually holds whole), keyed with a secret of the node
-so that a copy of the table cannot be checked against a list of known addresses. Neither
-the address nor the IP is stored. When a
-key reaches its threshold of failures within the window (:class:`ThrottlePolicy`), it is
-locked: 1 minute, then double for each further failure, at most 15 minutes. While either
-key is locked, :func:`check_allowed` refuses the attempt before any password is checked.
-A success clears the account's count (not the address's: one good account must not
-unlock guessing at others). A key is forgotten one window after its last failure or the
-end of its lock; :func:`record_failure` deletes forgotten rows as it goes.
+Each failed sign-in counts against three keys, each an HMAC-SHA-256 keyed with a secret
+of the node (so that a copy of the table cannot be checked against a list of known
+addresses; neither the e-mail address nor the IP is stored):
+
+- the account from this client address (the normalized e-mail address and the IP; for
+  IPv6 its /64, which one machine usually holds whole): a few failures lock it, so
+  guessing one account's password from one place stops quickly, while the account's
+  owner, signing in from their own address, is not locked out by someone else's guesses;
+- the client address alone: more failures, across any accounts, lock it (one place
+  trying many accounts);
+- the account alone, with a high threshold: many failures from many addresses lock it
+  everywhere (guessing spread over many machines).
+
+When a key reaches its threshold of failures within the window (:class:`ThrottlePolicy`),
+it is locked: 1 minute, then double for each further failure, at most 15 minutes. While
+any of the three is locked, :func:`check_allowed` refuses the attempt before any password
+is checked. A success clears the count of the account from that address only (not the
+address's: one good account must not unlock guessing at others; not the account's: one
+good sign-in says nothing of guesses from elsewhere). A key is forgotten one window after
+its last failure or the end of its lock; :func:`record_failure` deletes forgotten rows as
+it goes.
 
 Counts live in the database so that every web worker sees the same ones. A failure is
-counted by one upsert (``INSERT ... ON CONFLICT DO UPDATE``), which holds the row until
-the transaction ends, so concurrent workers never lose a count. Attempts already past
-the check when a key locks still finish (at most one per worker thread).
+counted by one upsert per key (``INSERT ... ON CONFLICT DO UPDATE``), which holds the row
+until the transaction ends, so concurrent workers never lose a count. Attempts already
+past the check when a key locks still finish (at most one per worker thread).
 This module neither reads requests nor renders anything; the sign-in page calls it.
 """
 
@@ -52,9 +62,11 @@ class ThrottlePolicy:
 
     #: Failures are counted over this many seconds (from the last failure or lock).
     window_seconds: int = 15 * 60
-    #: Failures for one account, then one client address, that lock it.
-    account_threshold: int = 5
+    #: Failures that lock one account from one client address, one client address
+    #: (any accounts), and one account (from any addresses).
+    pair_threshold: int = 5
     address_threshold: int = 20
+    account_threshold: int = 50
     #: The first lock; each further failure doubles it, up to the longest.
     first_lock_seconds: int = 60
     max_lock_seconds: int = 15 * 60
@@ -84,30 +96,34 @@ class SignInThrottledError(ExchangeError):
 
 @dataclass(frozen=True)
 class SignInKeys:
-    """The two keys a sign-in attempt counts against (hex SHA-256, never the values)."""
+    """The three keys a sign-in attempt counts against (hex HMAC-SHA-256, never the values)."""
 
-    account: str
+    #: The account from this client address.
+    pair: str
     address: str
+    account: str
 
 
 def sign_in_keys(email: str, client_address: str | None, *, secret: bytes) -> SignInKeys:
     """The keys of an attempt for ``email`` from ``client_address`` (the request's IP),
     keyed with ``secret`` (the web app's session key)."""
+    account, network = email.strip().lower(), _network(client_address or "")
     return SignInKeys(
-        account=_digest(secret, "account", email.strip().lower()),
-        address=_digest(secret, "address", _network(client_address or "")),
+        pair=_digest(secret, "account-address", f"{account}\x00{network}"),
+        address=_digest(secret, "address", network),
+        account=_digest(secret, "account", account),
     )
 
 
 def check_allowed(session: Session, keys: SignInKeys, now: int) -> None:
-    """Refuse the attempt if its account or address is locked at ``now``.
+    """Refuse the attempt if one of its keys is locked at ``now``.
 
     Raises:
         SignInThrottledError: one of them is locked; ``retry_after`` says for how long.
     """
     locked_until = session.scalar(
         select(LoginThrottle.locked_until)
-        .where(LoginThrottle.key.in_((keys.account, keys.address)))
+        .where(LoginThrottle.key.in_((keys.pair, keys.address, keys.account)))
         .where(LoginThrottle.locked_until > now)
         .order_by(LoginThrottle.locked_until.desc())
         .limit(1)
@@ -119,21 +135,23 @@ def check_allowed(session: Session, keys: SignInKeys, now: int) -> None:
 def record_failure(
     session: Session, keys: SignInKeys, now: int, policy: ThrottlePolicy = POLICY
 ) -> int | None:
-    """Count a failed attempt against both keys; the seconds either is now locked, or None."""
+    """Count a failed attempt against its three keys; the longest lock one of them is
+    now under (seconds), or None."""
     forget_expired(session, now)
     locks = [
         _count_failure(session, key, threshold, now, policy)
         for key, threshold in (
-            (keys.account, policy.account_threshold),
+            (keys.pair, policy.pair_threshold),
             (keys.address, policy.address_threshold),
+            (keys.account, policy.account_threshold),
         )
     ]
     return max((lock for lock in locks if lock is not None), default=None)
 
 
 def record_success(session: Session, keys: SignInKeys) -> None:
-    """A successful sign-in: the account's failures are forgotten."""
-    session.execute(delete(LoginThrottle).where(LoginThrottle.key == keys.account))
+    """A successful sign-in: the failures of the account from this address are forgotten."""
+    session.execute(delete(LoginThrottle).where(LoginThrottle.key == keys.pair))
 
 
 def forget_expired(session: Session, now: int) -> int:

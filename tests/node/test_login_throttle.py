@@ -45,7 +45,7 @@ def test_the_lock_starts_at_one_minute_doubles_and_stops_at_fifteen() -> None:
     assert POLICY.lock_seconds(10_000, 5) == 900
 
 
-def test_five_failures_lock_the_account_and_each_further_one_doubles_the_lock(
+def test_five_failures_lock_the_account_from_that_address_and_each_further_one_doubles_it(
     community: TestNode, clock: TestClock
 ) -> None:
     assert fail(community, times=4) is None
@@ -61,24 +61,53 @@ def test_five_failures_lock_the_account_and_each_further_one_doubles_the_lock(
     assert fail(community) == 240
 
 
-def test_the_same_account_is_locked_whatever_case_or_address(community: TestNode) -> None:
+def test_the_account_from_that_address_is_locked_whatever_case(community: TestNode) -> None:
     fail(community, times=5)
-    elsewhere = sign_in_keys(" volunteer@community.EXAMPLE ", "198.51.100.1", secret=SECRET)
-    assert elsewhere.account == KEYS.account
-    assert retry_after(community, elsewhere) == 60
+    again = sign_in_keys(" volunteer@community.EXAMPLE ", "192.0.2.7", secret=SECRET)
+    assert again == KEYS
+    assert retry_after(community, again) == 60
     assert (
         retry_after(community, sign_in_keys("other@community.example", "192.0.2.7", secret=SECRET))
         is None
     )
 
 
-def test_a_success_clears_the_account_but_not_the_address(community: TestNode) -> None:
+def test_failures_from_another_address_do_not_lock_the_owner_out(community: TestNode) -> None:
+    """Someone guessing from elsewhere cannot keep the account's owner from signing in."""
+    attacker = sign_in_keys(EMAIL, "198.51.100.66", secret=SECRET)
+    assert fail(community, attacker, times=6) == 120
+    assert retry_after(community, attacker) == 120  # the attacker's address is locked out
+    assert attacker.account == KEYS.account
+    assert retry_after(community, KEYS) is None  # the owner, from their own address, is not
+    assert rows(community)[KEYS.account].failures == 6
+    assert rows(community)[KEYS.account].locked_until is None
+
+
+def test_many_failures_from_many_addresses_lock_the_account_everywhere(
+    community: TestNode,
+) -> None:
+    for number in range(POLICY.account_threshold - 1):
+        spread = sign_in_keys(EMAIL, f"198.51.{number // 200}.{number % 200 + 1}", secret=SECRET)
+        assert fail(community, spread) is None
+    last = sign_in_keys(EMAIL, "203.0.113.50", secret=SECRET)
+    assert fail(community, last) == 60
+    assert retry_after(community, KEYS) == 60  # the owner too: distributed guessing stops
+    assert (
+        retry_after(
+            community, sign_in_keys("other@community.example", "203.0.113.50", secret=SECRET)
+        )
+        is None
+    )
+
+
+def test_a_success_clears_the_account_from_that_address_only(community: TestNode) -> None:
     fail(community, times=4)
     with community.node.database.session() as session:
         login_throttle.record_success(session, KEYS)
-    assert set(rows(community)) == {KEYS.address}
+    assert set(rows(community)) == {KEYS.address, KEYS.account}
     assert rows(community)[KEYS.address].failures == 4
-    assert fail(community, times=4) is None  # counting starts again for the account
+    assert rows(community)[KEYS.account].failures == 4
+    assert fail(community, times=4) is None  # counting starts again for the account here
 
 
 def test_an_address_is_locked_after_twenty_failures_across_accounts(community: TestNode) -> None:
@@ -108,9 +137,12 @@ def test_an_address_is_locked_after_twenty_failures_across_accounts(community: T
 
 def test_one_ipv6_network_counts_as_one_address() -> None:
     first = sign_in_keys(EMAIL, "2001:db8:1:2::1", secret=SECRET)
-    assert first.address == sign_in_keys(EMAIL, "2001:db8:1:2:ffff::9", secret=SECRET).address
-    assert first.address != sign_in_keys(EMAIL, "2001:db8:1:3::1", secret=SECRET).address
-    assert sign_in_keys(EMAIL, "::ffff:192.0.2.7", secret=SECRET).address == KEYS.address
+    assert first == sign_in_keys(EMAIL, "2001:db8:1:2:ffff::9", secret=SECRET)
+    other_network = sign_in_keys(EMAIL, "2001:db8:1:3::1", secret=SECRET)
+    assert (other_network.pair, other_network.address) != (first.pair, first.address)
+    assert other_network.account == first.account
+    assert sign_in_keys(EMAIL, "::ffff:192.0.2.7", secret=SECRET) == KEYS
+    assert len({KEYS.pair, KEYS.address, KEYS.account}) == 3
 
 
 def test_failures_are_forgotten_a_window_after_the_last_one(
@@ -120,7 +152,7 @@ def test_failures_are_forgotten_a_window_after_the_last_one(
     clock.advance(POLICY.window_seconds)
     other = sign_in_keys("other@community.example", "198.51.100.1", secret=SECRET)
     fail(community, other)  # any failure deletes what has expired
-    assert set(rows(community)) == {other.account, other.address}
+    assert set(rows(community)) == {other.pair, other.address, other.account}
     assert fail(community, times=4) is None  # a fresh count
 
 
@@ -135,7 +167,7 @@ def test_a_lock_is_remembered_a_window_after_it_ends(community: TestNode, clock:
 def test_the_table_holds_digests_never_the_address(community: TestNode) -> None:
     fail(community, times=2)
     stored = rows(community)
-    assert set(stored) == {KEYS.account, KEYS.address}
+    assert set(stored) == {KEYS.pair, KEYS.address, KEYS.account}
     for key in stored:
         assert len(key) == 64
         assert int(key, 16) >= 0
@@ -148,6 +180,6 @@ def test_concurrent_failures_are_all_counted(community: TestNode) -> None:
     workers = 8
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(lambda _: fail(community), range(workers)))
-    assert rows(community)[KEYS.account].failures == workers
-    assert rows(community)[KEYS.address].failures == workers
-    assert retry_after(community) == 60 * 2 ** (workers - POLICY.account_threshold)
+    for key in (KEYS.pair, KEYS.address, KEYS.account):
+        assert rows(community)[key].failures == workers
+    assert retry_after(community) == 60 * 2 ** (workers - POLICY.pair_threshold)

@@ -80,7 +80,7 @@ def test_the_throttle_table_holds_no_address(community: TestNode, volunteer: str
     with community.node.database.session() as session:
         stored = session.execute(select(LoginThrottle)).scalars().all()
         values = [f"{row.key} {row.failures} {row.locked_until} {row.expires_at}" for row in stored]
-    assert len(values) == 2  # the account and the client's address
+    assert len(values) == 3  # the account from this address, the address, the account
     assert all(EMAIL not in value and "127.0.0.1" not in value for value in values)
     # keyed: a plain hash of a known address finds nothing in a copy of the table
     plain = {
@@ -89,6 +89,21 @@ def test_the_throttle_table_holds_no_address(community: TestNode, volunteer: str
     }
     assert not plain & {row.key for row in stored}
     assert all(row.failures == 2 for row in stored)
+
+
+def test_wrong_passwords_from_elsewhere_do_not_lock_the_owner_out(
+    community: TestNode, volunteer: str
+) -> None:
+    attacker = PageClient(community)
+    elsewhere = {"REMOTE_ADDR": "203.0.113.66"}
+
+    def attempt(password: str) -> int:
+        form = {"email": EMAIL, "password": password}
+        return attacker.post("/login", form, environ_base=elsewhere).status_code
+
+    assert [attempt(WRONG) for _ in range(5)] == [401] * 5
+    assert attempt(PASSWORD) == 429  # locked, there
+    assert PageClient(community).sign_in(EMAIL).status_code == 303  # from the owner's address
 
 
 def test_a_correct_sign_in_still_works_for_others(community: TestNode, volunteer: str) -> None:
