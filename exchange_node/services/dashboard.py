@@ -1,25 +1,21 @@
-"""What the web app's overview pages read: what needs attention, and what a card shows.
+"""What the dashboard reads: what needs someone's attention on this node.
 
-:func:`attention` gathers the dashboard: referrals received and still open, referrals
-sent and still waiting for their outcome, messages whose delivery failed (with the
-peer's error code), and trusted peers that fail or have not been heard from for long.
-:func:`service_languages` adds to directory search results the languages their
-records name. Everything here is identifiers, statuses, codes and times, never a
-referred person's data; nothing here changes anything.
+:func:`attention` gathers referrals received and still open, referrals sent and still
+waiting for their outcome, messages whose delivery failed (with the peer's error code),
+and trusted peers that fail or have not been heard from for long. Everything here is
+identifiers, statuses, codes and times, never a referred person's data; nothing here
+changes anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from exchange_node.db.models import (
-    DirectoryRecord,
-    DirectoryService,
     OutboxMessage,
     OutboxState,
     Peer,
@@ -30,7 +26,6 @@ from exchange_node.db.models import (
 )
 from exchange_node.node import Node
 from exchange_node.protocol.states import TERMINAL_STATUSES, ReferralStatus
-from exchange_node.services.directory_search import SearchResult
 
 __all__ = [
     "PEER_PROBLEMS",
@@ -40,7 +35,6 @@ __all__ = [
     "PeerProblem",
     "ReferralLine",
     "attention",
-    "service_languages",
 ]
 
 #: How many lines each list of the dashboard shows (the counts cover all).
@@ -65,8 +59,6 @@ PEER_PROBLEMS = (
     "configuration_failing",
     "configuration_old",
 )
-MAX_LANGUAGES = 10
-MAX_LANGUAGE_LENGTH = 40
 
 T = TypeVar("T")
 
@@ -131,27 +123,6 @@ def attention(node: Node, session: Session, *, now: int, limit: int = SHOWN) -> 
         failed=_failed_deliveries(session, limit),
         peers=_peer_problems(node, session, now),
     )
-
-
-def service_languages(
-    session: Session, results: Sequence[SearchResult]
-) -> dict[tuple[str, str], tuple[str, ...]]:
-    """(peer entity id, service id) -> the names (else codes) of the languages its record lists."""
-    if not results:
-        return {}
-    wanted = {(result.peer_entity_id, result.service_id) for result in results}
-    rows = session.execute(
-        select(Peer.entity_id, DirectoryService.service_id, DirectoryRecord.record)
-        .join(DirectoryService, DirectoryService.peer_id == Peer.id)
-        .join(DirectoryRecord, DirectoryRecord.entry_id == DirectoryService.id)
-        .where(Peer.entity_id.in_({entity_id for entity_id, _ in wanted}))
-        .where(DirectoryService.service_id.in_({service_id for _, service_id in wanted}))
-    )
-    return {
-        (row.entity_id, row.service_id): _language_names(row.record)
-        for row in rows
-        if (row.entity_id, row.service_id) in wanted
-    }
 
 
 def _open_referrals(role: str) -> Select[Referral, str]:
@@ -258,15 +229,3 @@ def _problems_of(
 
 def _older(time: int | None, due: int) -> bool:
     return time is None or time < due
-
-
-def _language_names(record: Any) -> tuple[str, ...]:
-    """What a peer's record (untrusted display text) says its languages are, briefly."""
-    languages = record.get("languages") if isinstance(record, dict) else None
-    names: list[str] = []
-    for language in languages if isinstance(languages, list) else ():
-        if isinstance(language, dict):
-            name = language.get("name") or language.get("code")
-            if isinstance(name, str) and name.strip():
-                names.append(name.strip()[:MAX_LANGUAGE_LENGTH])
-    return tuple(dict.fromkeys(names))[:MAX_LANGUAGES]

@@ -15,6 +15,9 @@ is open), area (words of the service areas and addresses), distance from a point
 few candidates), capacity statuses (any of them), accepting referrals, affirming
 care, and the peer's organization kind.
 
+:func:`service_languages` gives, for a page of results, the languages their records
+name (for the result cards; the search results themselves carry no record).
+
 Ranking, in this order:
 
 1. fresh before stale: a peer's services are stale once its document has
@@ -79,6 +82,9 @@ DEFAULT_RADIUS_KM = 25.0
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 MAX_OFFSET = 10_000
+#: What a result card shows of the languages a service's record names.
+MAX_LANGUAGES = 10
+MAX_LANGUAGE_LENGTH = 40
 CAPACITY_STATUSES = tuple(status.value for status in CapacityStatus)
 
 #: What a result shows of a directory row (not the signed record, which can be large).
@@ -173,6 +179,39 @@ def search(session: Session, query: DirectoryQuery, *, now: int) -> SearchPage:
         rows += _page(session, stale, relevance, query.limit - len(rows), offset)
     page = [(entry_id, None) for entry_id in rows]
     return SearchPage(_load(session, page, now), total, query.limit, query.offset, query)
+
+
+def service_languages(
+    session: Session, results: Sequence[SearchResult]
+) -> dict[tuple[str, str], tuple[str, ...]]:
+    """(peer entity id, service id) -> the names (else codes) of the languages its record lists."""
+    if not results:
+        return {}
+    wanted = {(result.peer_entity_id, result.service_id) for result in results}
+    rows = session.execute(
+        select(Peer.entity_id, DirectoryService.service_id, DirectoryRecord.record)
+        .join(DirectoryService, DirectoryService.peer_id == Peer.id)
+        .join(DirectoryRecord, DirectoryRecord.entry_id == DirectoryService.id)
+        .where(Peer.entity_id.in_({entity_id for entity_id, _ in wanted}))
+        .where(DirectoryService.service_id.in_({service_id for _, service_id in wanted}))
+    )
+    return {
+        (row.entity_id, row.service_id): _language_names(row.record)
+        for row in rows
+        if (row.entity_id, row.service_id) in wanted
+    }
+
+
+def _language_names(record: Any) -> tuple[str, ...]:
+    """What a peer's record (untrusted display text) says its languages are, briefly."""
+    languages = record.get("languages") if isinstance(record, dict) else None
+    names: list[str] = []
+    for language in languages if isinstance(languages, list) else ():
+        if isinstance(language, dict):
+            name = language.get("name") or language.get("code")
+            if isinstance(name, str) and name.strip():
+                names.append(name.strip()[:MAX_LANGUAGE_LENGTH])
+    return tuple(dict.fromkeys(names))[:MAX_LANGUAGES]
 
 
 def _page(
@@ -423,5 +462,6 @@ __all__ = [
     "SearchResult",
     "parse_point",
     "search",
+    "service_languages",
     "words",
 ]

@@ -21,10 +21,10 @@ from exchange_node.errors import ConfigurationError
 from exchange_node.services import audit, peers
 from exchange_node.web import ui_admin_clients, ui_admin_peers, ui_admin_users
 from exchange_node.web.context import current_node
-from exchange_node.web.ui_admin_forms import actor, admin_blueprint
+from exchange_node.web.ui_admin_forms import admin_blueprint
 from exchange_node.web.ui_i18n import show_time
 from exchange_node.web.ui_pages import render
-from exchange_node.web.ui_session import login_required, redirect_to
+from exchange_node.web.ui_session import login_required, redirect_to, web_actor
 
 blueprint = admin_blueprint("admin", __name__, url_prefix="/admin")
 
@@ -92,7 +92,7 @@ def keys_rotate_post() -> BaseResponse:
     overlap = node.settings.key_overlap_seconds
     try:
         with node.database.session() as session:
-            new = node.keystore.rotate(session, node.now(), overlap, actor=actor())
+            new = node.keystore.rotate(session, node.now(), overlap, actor=web_actor())
     except ConfigurationError:
         flash(_("A rotation is already under way: wait until the new keys sign."), "error")
         return redirect_to("admin.keys")

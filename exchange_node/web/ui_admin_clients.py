@@ -13,9 +13,9 @@ from werkzeug.wrappers import Response as BaseResponse
 from exchange_node.errors import InvalidRequestError
 from exchange_node.services import clients
 from exchange_node.web.context import current_node
-from exchange_node.web.ui_admin_forms import actor, admin_blueprint, field_problems, form_text
+from exchange_node.web.ui_admin_forms import admin_blueprint, field_problems, form_text
 from exchange_node.web.ui_pages import render
-from exchange_node.web.ui_session import login_required, redirect_to
+from exchange_node.web.ui_session import login_required, redirect_to, web_actor
 
 blueprint = admin_blueprint("admin_clients", __name__, url_prefix="/admin/clients")
 
@@ -46,14 +46,23 @@ def add_post() -> str | tuple[str, int]:
     values = {"name": name, "scopes": chosen}
     try:
         with node.database.session() as session:
-            client, secret = clients.add_client(session, name, chosen, node.now(), actor=actor())
+            client, secret = clients.add_client(
+                session, name, chosen, node.now(), actor=web_actor()
+            )
             client_id, scopes = client.client_id, list(client.scopes)
     except InvalidRequestError as e:
         errors = _client_errors(field_problems(e))
-        page = render("admin_clients/add.html", values=values, errors=errors, scopes=clients.SCOPES)
+        page = render(
+            "admin_clients/add.html",
+            values=values,
+            errors=errors,
+            scopes=clients.SCOPES,
+            switch_to=url_for("admin_clients.add"),
+        )
         return page, e.status
     return render(
         "admin_clients/created.html",
+        switch_to=url_for("admin_clients.index"),
         name=name,
         client_id=client_id,
         secret=secret,
@@ -68,7 +77,9 @@ def revoke(client_id: str) -> BaseResponse:
     """Refuse the client's tokens from now on."""
     node = current_node()
     with node.database.session() as session:
-        clients.revoke_client(session, client_id[:MAX_CLIENT_ID_LENGTH], node.now(), actor=actor())
+        clients.revoke_client(
+            session, client_id[:MAX_CLIENT_ID_LENGTH], node.now(), actor=web_actor()
+        )
     flash(_("The client is revoked: its tokens no longer work."), "success")
     return redirect_to("admin_clients.index")
 

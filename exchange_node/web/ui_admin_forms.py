@@ -1,4 +1,4 @@
-"""What the administration pages share: their blueprints, who acts, labels, form input.
+"""What the administration pages share: their blueprints, labels, form input.
 
 Every administration blueprint is an administrators-only page blueprint whose templates
 get the section menu and the labels of peer states, roles and key states. This module
@@ -67,14 +67,6 @@ def admin_blueprint(name: str, import_name: str, url_prefix: str) -> Blueprint:
         }
 
     return blueprint
-
-
-def actor() -> str:
-    """The audit actor of the signed-in administrator: the user's id, never the address."""
-    user = ui_session.current_user()
-    if user is None:  # pragma: no cover - every view is behind login_required
-        raise Forbidden()
-    return f"user:{user.id}"
 
 
 def form_text(name: str, limit: int) -> str:

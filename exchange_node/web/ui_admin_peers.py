@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from flask import abort, flash
+from flask import abort, flash, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 from sqlalchemy.orm import Session
@@ -28,9 +28,9 @@ from exchange_node.errors import (
 from exchange_node.protocol.errors import ProtocolError, UntrustedKeyError
 from exchange_node.services import peers
 from exchange_node.web.context import current_node
-from exchange_node.web.ui_admin_forms import actor, admin_blueprint, form_text
+from exchange_node.web.ui_admin_forms import admin_blueprint, form_text
 from exchange_node.web.ui_pages import render
-from exchange_node.web.ui_session import login_required, redirect_to
+from exchange_node.web.ui_session import login_required, redirect_to, web_actor
 
 blueprint = admin_blueprint("admin_peers", __name__, url_prefix="/admin/peers")
 
@@ -71,16 +71,20 @@ def add_post() -> tuple[str, int] | BaseResponse:
     }
     errors = _check_add(values)
     if errors:
-        return render("admin_peers/add.html", values=values, errors=errors), 400
+        return _add_page(values, errors), 400
     try:
         with node.database.session() as session:
             peer = peers.add_peer(
-                node, session, values["url"], values["thumbprint"], values["message"], actor=actor()
+                node,
+                session,
+                values["url"],
+                values["thumbprint"],
+                values["message"],
+                actor=web_actor(),
             )
             peer_id, name, warning = peer.id, peer.organization_name, peer.last_error
     except _REFUSALS as e:
-        page = render("admin_peers/add.html", values=values, errors=_add_errors(e))
-        return page, e.status
+        return _add_page(values, _add_errors(e)), e.status
     flash(_("%(name)s is now trusted.", name=name), "success")
     if warning:
         flash(_("The peering request could not be delivered: %(reason)s", reason=warning), "error")
@@ -104,7 +108,7 @@ def accept(peer_id: int) -> tuple[str, int] | BaseResponse:
     try:
         with node.database.session() as session:
             entity_id = _peer(session, peer_id).entity_id
-            accepted = peers.accept_peer(node, session, entity_id, thumbprint, actor=actor())
+            accepted = peers.accept_peer(node, session, entity_id, thumbprint, actor=web_actor())
             name = accepted.organization_name
     except _REFUSALS as e:
         errors = _add_errors(e)
@@ -142,7 +146,7 @@ def refresh(peer_id: int) -> BaseResponse:
         if peer.status not in (PeerStatus.TRUSTED, PeerStatus.SUSPENDED):
             abort(409)
         try:  # in the session: the failure (count, error, backoff) is kept on the peer
-            peers.refresh_peer(node, session, peer, actor=actor())
+            peers.refresh_peer(node, session, peer, actor=web_actor())
             flash(_("The peer's keys and endpoints were fetched again."), "success")
         except (ExchangeError, ProtocolError) as e:
             flash(_("The peer could not be refreshed: %(reason)s", reason=e.detail), "error")
@@ -154,7 +158,7 @@ def _change(peer_id: int, status: PeerStatus) -> BaseResponse:
     try:
         with node.database.session() as session:
             entity_id = _peer(session, peer_id).entity_id
-            peers.change_status(node, session, entity_id, status, actor=actor())
+            peers.change_status(node, session, entity_id, status, actor=web_actor())
     except ConflictError:
         flash(_("This change is not possible in the peer's present state."), "error")
         return redirect_to("admin_peers.show", peer_id=peer_id)
@@ -164,12 +168,18 @@ def _change(peer_id: int, status: PeerStatus) -> BaseResponse:
     return redirect_to("admin_peers.show", peer_id=peer_id)
 
 
+def _add_page(values: dict[str, str], errors: dict[str, str]) -> str:
+    switch_to = url_for("admin_peers.add")
+    return render("admin_peers/add.html", values=values, errors=errors, switch_to=switch_to)
+
+
 def _show_page(peer_id: int, thumbprint: str = "", error: str | None = None) -> str:
     """A peer's page: its facts, and the actions its state allows."""
     with current_node().database.session() as session:
         peer = _peer(session, peer_id)
         return render(
             "admin_peers/show.html",
+            switch_to=url_for("admin_peers.show", peer_id=peer_id),
             peer=peer,
             signing=[key.kid for key in peer.keys if key.use == "sig"],
             changes=peers.STATUS_CHANGES[peer.status],

@@ -7,7 +7,7 @@ hashes are never read into a page, and a password typed in is never sent back.
 
 from __future__ import annotations
 
-from flask import flash, request
+from flask import flash, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -16,9 +16,9 @@ from exchange_node.errors import ConflictError, InvalidRequestError, NotFoundErr
 from exchange_node.services import users
 from exchange_node.web import ui_session
 from exchange_node.web.context import current_node
-from exchange_node.web.ui_admin_forms import actor, admin_blueprint, field_problems, form_text
+from exchange_node.web.ui_admin_forms import admin_blueprint, field_problems, form_text
 from exchange_node.web.ui_pages import render
-from exchange_node.web.ui_session import login_required, redirect_to
+from exchange_node.web.ui_session import login_required, redirect_to, web_actor
 
 blueprint = admin_blueprint("admin_users", __name__, url_prefix="/admin/users")
 
@@ -48,15 +48,15 @@ def add_post() -> tuple[str, int] | BaseResponse:
     password = request.form.get("password", "")[: users.MAX_PASSWORD_LENGTH + 1]
     if password != request.form.get("password_again", "")[: users.MAX_PASSWORD_LENGTH + 1]:
         errors = {"password_again": _("The two passwords differ. Type the same password twice.")}
-        return render("admin_users/add.html", values=values, errors=errors), 400
+        return _add_page(values, errors), 400
     try:
         with node.database.session() as session:
             users.add_user(
-                session, values["email"], values["role"], password, node.now(), actor=actor()
+                session, values["email"], values["role"], password, node.now(), actor=web_actor()
             )
     except (InvalidRequestError, ConflictError) as e:
         errors = _user_errors(field_problems(e), password)
-        return render("admin_users/add.html", values=values, errors=errors), e.status
+        return _add_page(values, errors), e.status
     flash(_("The account was added. Tell its owner the password in person."), "success")
     return redirect_to("admin_users.index")
 
@@ -74,9 +74,14 @@ def disable(user_id: int) -> BaseResponse:
         user = session.get(User, user_id)
         if user is None:
             raise NotFoundError(f"no user {user_id}")
-        users.disable_user(session, user.email, node.now(), actor=actor())
+        users.disable_user(session, user.email, node.now(), actor=web_actor())
     flash(_("The account is disabled and can no longer sign in."), "success")
     return redirect_to("admin_users.index")
+
+
+def _add_page(values: dict[str, str], errors: dict[str, str]) -> str:
+    switch_to = url_for("admin_users.add")
+    return render("admin_users/add.html", values=values, errors=errors, switch_to=switch_to)
 
 
 def _account(user: User) -> dict[str, object]:

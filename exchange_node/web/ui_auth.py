@@ -32,8 +32,9 @@ def login() -> str | BaseResponse:
 def login_post() -> tuple[str, int] | BaseResponse:
     """Sign in, unless the account or the client's address is locked (checked first).
 
-    A failure counts against both (:mod:`~exchange_node.services.login_throttle`), in a
-    transaction of its own; a success clears the account's count.
+    A failure counts against the account from this address, the address and the account
+    (:mod:`~exchange_node.services.login_throttle`), in a transaction of its own; a
+    success clears the count of the account from this address.
     """
     node = current_node()
     email = request.form.get("email", "")[: users.MAX_EMAIL_LENGTH + 1]
@@ -53,7 +54,10 @@ def login_post() -> tuple[str, int] | BaseResponse:
         with node.database.session() as db:
             login_throttle.record_failure(db, keys, node.now())
         error = _("Wrong e-mail address or password, or the account is disabled.")
-        return render("auth/login.html", next=_next_page(), email=email, error=error), 401
+        page = render(
+            "auth/login.html", next=_next_page(), email=email, error=error, switch_to=_again()
+        )
+        return page, 401
     return redirect(_next_page(), code=303)
 
 
@@ -65,7 +69,9 @@ def _throttled(email: str, retry_after: int) -> BaseResponse:
         "is paused for your safety. Try again in %(wait)s.",
         wait=wait,
     )
-    page = render("auth/login.html", next=_next_page(), email=email, error=error)
+    page = render(
+        "auth/login.html", next=_next_page(), email=email, error=error, switch_to=_again()
+    )
     response = make_response(page, 429)
     response.headers["Retry-After"] = str(max(retry_after, 1))
     return response
@@ -84,6 +90,11 @@ def choose_language() -> BaseResponse:
     if language in LANGUAGES:
         session["lang"] = language
     return redirect(ui_session.safe_next(request.form.get("next"), url_for("dashboard.index")), 303)
+
+
+def _again() -> str:
+    """The sign-in page (GET) going to the same page: where the language switch leads."""
+    return url_for("auth.login", next=_next_page())
 
 
 def _next_page() -> str:

@@ -13,14 +13,14 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, current_app, request, url_for
+from flask import Blueprint, request, url_for
 from flask_babel import lazy_gettext
 from werkzeug.datastructures import MultiDict
 
 from exchange_node.errors import InvalidRequestError
 from exchange_node.protocol.wire import ORGANIZATION_KINDS
-from exchange_node.services import dashboard, directory_search
-from exchange_node.services.directory_search import SearchPage, SearchResult
+from exchange_node.services import directory_search
+from exchange_node.services.directory_search import SearchPage
 from exchange_node.web.context import current_node
 from exchange_node.web.directory_schemas import load_directory_query
 from exchange_node.web.ui_pages import page_blueprint, render
@@ -76,7 +76,7 @@ def search() -> tuple[str, int]:
         query = load_directory_query(request.args)
         with node.database.session() as session:
             page = directory_search.search(session, query, now=node.now())
-            languages = dashboard.service_languages(session, page.results)
+            languages = directory_search.service_languages(session, page.results)
     except InvalidRequestError as error:
         errors = form_errors(error)
         return _page(form, errors=errors, open_more=_uses_more(form, errors)), 400
@@ -102,14 +102,6 @@ def form_errors(error: InvalidRequestError) -> dict[str, str]:
         else:
             errors.setdefault("form", reasons[0] if reasons else error.detail)
     return errors or {"form": error.detail}
-
-
-def refer_path(result: SearchResult) -> str:
-    """The referral form for this service (``referrals.new``; its path until that page is there)."""
-    peer, service = result.peer_entity_id, result.service_id
-    if "referrals.new" in current_app.view_functions:
-        return url_for("referrals.new", peer=peer, service=service)
-    return "/referrals/new?" + urlencode({"peer": peer, "service": service})
 
 
 def page_path(offset: int) -> str:
@@ -141,7 +133,6 @@ def _page(
         radius_choices=[("", lazy_gettext("25 km (default)"))]
         + [(r, lazy_gettext("%(km)s km", km=r)) for r in RADIUS_CHOICES],
         status_labels=STATUS_LABELS,
-        refer_path=refer_path,
         page_path=page_path,
     )
 

@@ -23,11 +23,11 @@ from exchange_node.protocol.errors import IllegalTransitionError
 from exchange_node.protocol.states import REASON_REQUIRED
 from exchange_node.services import referral_pages, referrals
 from exchange_node.services.referral_changes import change_status as change_referral_status
-from exchange_node.web import ui_referrals_text as labels
+from exchange_node.web import ui_labels as labels
 from exchange_node.web.context import current_node
 from exchange_node.web.ui_pages import page_blueprint, render
-from exchange_node.web.ui_referrals_detail import actor, render_detail, with_unix_times
-from exchange_node.web.ui_session import login_required, redirect_to
+from exchange_node.web.ui_referrals_detail import render_detail, with_unix_times
+from exchange_node.web.ui_session import login_required, redirect_to, web_actor
 
 blueprint = page_blueprint("referral_actions", __name__, url_prefix="/referrals")
 
@@ -53,7 +53,7 @@ def change_status(referral_id: str) -> BaseResponse | tuple[str, int]:
                 reason_code=(form.get("reason") or None) if needs_reason else None,
                 reason_text=(form.get("reason_text", "").strip() or None) if needs_reason else None,
                 note=form.get("note", "").strip() or None,
-                actor=actor(),
+                actor=web_actor(),
                 now=node.now(),
             )
     except IllegalTransitionError as e:
@@ -99,7 +99,9 @@ def withdraw(referral_id: str) -> BaseResponse:
     try:
         with node.database.session() as session:
             referral = referral_pages.find_by_id(session, referral_id)
-            referrals.withdraw(node, session, referral.referral_id, actor=actor(), now=node.now())
+            referrals.withdraw(
+                node, session, referral.referral_id, actor=web_actor(), now=node.now()
+            )
     except (InvalidRequestError, ConflictError) as e:
         flash(e.detail, "error")
     else:

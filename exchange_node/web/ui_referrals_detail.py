@@ -4,17 +4,15 @@ Every view of the page shows the person's data and safe-contact preferences, so 
 view is recorded in the audit log (:func:`record_personal_access`, as the command
 line's ``show --personal``). The buttons offered are the status changes the state
 machine allows this node's side (:func:`allowed_transitions`); the forms post to
-:mod:`ui_referrals_actions`. The printable consent receipt is served here too.
+:mod:`ui_referrals_actions`. The printable consent receipt is served here too,
+in the reader's language (its opening is audited by :func:`consent.open_receipt`).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
 from typing import Any
 
-from flask import Response
+from flask import url_for
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
@@ -24,10 +22,10 @@ from exchange_node.protocol.messages import parse_timestamp
 from exchange_node.protocol.states import REASON_REQUIRED, Side, allowed_transitions
 from exchange_node.services import consent, referral_pages, referrals
 from exchange_node.services.referral_queries import record_personal_access
-from exchange_node.web import ui_referrals_text as labels
+from exchange_node.web import ui_labels as labels
 from exchange_node.web.context import current_node
 from exchange_node.web.ui_pages import page_blueprint, render
-from exchange_node.web.ui_session import current_user, login_required
+from exchange_node.web.ui_session import login_required, web_actor
 
 blueprint = page_blueprint("referral", __name__, url_prefix="/referrals")
 
@@ -40,7 +38,6 @@ TIME_KEYS = (
     "purged_at",
     "peer_deleted_at",
 )
-_STYLE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
 
 
 @blueprint.get("/<referral_id>")
@@ -54,17 +51,13 @@ def show(referral_id: str) -> tuple[str, int]:
 
 @blueprint.get("/<referral_id>/receipt")
 @login_required()
-def receipt(referral_id: str) -> Response:
-    """The person's consent receipt as a printable page of its own (sent referrals)."""
+def receipt(referral_id: str) -> str:
+    """The person's consent receipt, printable, in the page's language (sent referrals)."""
     node = current_node()
     with node.database.session() as session:
         referral = referral_pages.find_by_id(session, referral_id)
-        page = consent.consent_receipt(
-            node, session, referral, actor=actor(), now=node.now(), html=True
-        )
-    response = Response(page, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = receipt_policy(page)
-    return response
+        facts = consent.open_receipt(node, session, referral, actor=web_actor(), now=node.now())
+    return render("referral/receipt.html", receipt=facts, referral_id=referral_id, labels=labels)
 
 
 def render_detail(
@@ -78,12 +71,13 @@ def render_detail(
 ) -> tuple[str, int]:
     """The referral's page (its personal data shown, and that recorded in the audit log)."""
     shown = with_unix_times(referrals.describe(node, referral, personal=True))
-    record_personal_access(session, referral, actor=actor(), now=node.now())
+    record_personal_access(session, referral, actor=web_actor(), now=node.now())
     side = Side.SENDER if referral.role == ReferralRole.SENT else Side.RECEIVER
     actions = [s for s in allowed_transitions(referral.status, side) if s in labels.ACTIONS]
     page = render(
         "referral/show.html",
         shown=shown,
+        switch_to=url_for("referral.show", referral_id=referral.referral_id),
         side=side.value,
         actions=actions,
         needs_reason=[s for s in actions if s in REASON_REQUIRED],
@@ -109,27 +103,6 @@ def with_unix_times(shown: dict[str, Any]) -> dict[str, Any]:
     record = shown.get("consent") or {}
     result["consent_captured_at"] = _unix(record.get("captured_at"))
     return result
-
-
-def receipt_policy(page: str) -> str:
-    """A CSP for the receipt: nothing but its own inline stylesheet (allowed by its hash)."""
-    hashes = [
-        "'sha256-" + base64.b64encode(hashlib.sha256(style.encode()).digest()).decode() + "'"
-        for style in _STYLE.findall(page)
-    ]
-    styles = " ".join(hashes) or "'none'"
-    return (
-        f"default-src 'none'; style-src {styles}; img-src 'none'; form-action 'none'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    )
-
-
-def actor() -> str:
-    """The audit log's name for the signed-in user: their id, never their e-mail address."""
-    user = current_user()
-    if user is None:  # login_required ran first
-        raise RuntimeError("no signed-in user")
-    return f"user:{user.id}"
 
 
 def _message_times(message: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from exchange_node.protocol.intake import (
     category_of,
 )
 from exchange_node.services.referral_pages import ReferralTarget
-from exchange_node.web.ui_referrals_text import CATEGORIES, FIELDS
+from exchange_node.web.ui_labels import CATEGORIES, FIELDS
 
 DAY = 86_400
 DEFAULT_CONSENT_DAYS = 90

@@ -11,7 +11,7 @@ receipt code; the receipt itself is :mod:`ui_referrals_detail`'s.
 
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as BaseResponse
@@ -22,13 +22,13 @@ from exchange_node.protocol.intake import SENSITIVE_CATEGORIES
 from exchange_node.services import referral_pages, referrals
 from exchange_node.services.referral_pages import ReferralTarget, ServiceChoice
 from exchange_node.services.referrals import ServiceNotAcceptingError
+from exchange_node.web import ui_labels as labels
 from exchange_node.web import ui_referrals_form as form_fields
-from exchange_node.web import ui_referrals_text as labels
 from exchange_node.web.context import current_node
 from exchange_node.web.ui_pages import page_blueprint, render
-from exchange_node.web.ui_referrals_detail import actor, with_unix_times
+from exchange_node.web.ui_referrals_detail import with_unix_times
 from exchange_node.web.ui_referrals_form import Details
-from exchange_node.web.ui_session import login_required, redirect_to
+from exchange_node.web.ui_session import login_required, redirect_to, web_actor
 
 blueprint = page_blueprint("referral_send", __name__, url_prefix="/referrals")
 
@@ -88,7 +88,7 @@ def send() -> Page | BaseResponse:
     draft = _draft(target, details, consent)
     try:
         with node.database.session() as session:
-            referral = referrals.create_referral(node, session, draft, actor=actor(), now=now)
+            referral = referrals.create_referral(node, session, draft, actor=web_actor(), now=now)
             referral_id = referral.referral_id
     except ServiceNotAcceptingError:  # it stopped taking referrals meanwhile: ask why send
         fresh = _target()
@@ -129,9 +129,7 @@ def _pick_page(choices: list[ServiceChoice]) -> str:
         elif choice.stale:
             text = _("%(service)s (information out of date)", service=text)
         options.append((f"{choice.peer_entity_id} {choice.service_id}", text))
-    has_directory = "directory.search" in current_app.view_functions
-    directory_url = url_for("directory.search") if has_directory else None
-    return render("referral_send/pick.html", options=options, directory_url=directory_url)
+    return render("referral_send/pick.html", options=options)
 
 
 def _target() -> ReferralTarget:
@@ -139,6 +137,12 @@ def _target() -> ReferralTarget:
     peer, service = request.form.get("peer", ""), request.form.get("service", "")
     with node.database.session() as session:
         return referral_pages.find_target(session, peer, service, now=node.now())
+
+
+def _form_address(target: ReferralTarget) -> str:
+    """The (empty) form for this service: where the language switch leads from a step
+    shown after a POST (what was typed is not carried: it is never put in a URL)."""
+    return url_for("referral_send.new", peer=target.peer_entity_id, service=target.service_id)
 
 
 def _trust_errors(target: ReferralTarget) -> dict[str, str]:
@@ -157,6 +161,7 @@ def _details_page(
     page = render(
         "referral_send/details.html",
         target=target,
+        switch_to=_form_address(target),
         form=form,
         errors=errors,
         names=form_fields,
@@ -178,6 +183,7 @@ def _consent_page(
     page = render(
         "referral_send/consent.html",
         target=target,
+        switch_to=_form_address(target),
         carried=form_fields.carried(form, target),
         plain=[category for category in offered if category not in SENSITIVE_CATEGORIES],
         sensitive=[category for category in offered if category in SENSITIVE_CATEGORIES],
@@ -204,7 +210,7 @@ def _draft(
         purpose=consent.purpose,
         given_by=consent.given_by,
         method=consent.method,
-        captured_by=actor(),  # an opaque staff reference, never a name or e-mail address
+        captured_by=web_actor(),  # an opaque staff reference, never a name or e-mail address
         expires_at=consent.expires_at,
         safe_contact=details.safe_contact,
         override_reason=details.override_reason,

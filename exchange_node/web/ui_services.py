@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, request
+from flask import Blueprint, flash, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 from werkzeug.wrappers import Response as BaseResponse
@@ -25,7 +25,7 @@ from exchange_node.services import catalog
 from exchange_node.web import ui_services_capacity
 from exchange_node.web.context import current_node
 from exchange_node.web.ui_pages import page_blueprint, render
-from exchange_node.web.ui_services_capacity import web_actor
+from exchange_node.web.ui_services_capacity import load_service
 from exchange_node.web.ui_services_form import (
     HSDS_STATUSES,
     changes,
@@ -34,7 +34,7 @@ from exchange_node.web.ui_services_form import (
     posted_values,
     record_version,
 )
-from exchange_node.web.ui_session import login_required, redirect_to
+from exchange_node.web.ui_session import login_required, redirect_to, web_actor
 
 blueprint = page_blueprint("services", __name__, url_prefix="/services")
 
@@ -92,7 +92,7 @@ def add() -> Page:
 @blueprint.get("/<service_id>/edit")
 @login_required()
 def edit(service_id: str) -> str:
-    service = _load(service_id)
+    service = load_service(service_id)
     shown = form_values(service.record, service.public)
     return _form_page(service, shown, record_version(service.record, service.public))
 
@@ -112,7 +112,7 @@ def save(service_id: str) -> Page:
                 node, session, service.id, fields, public=public, actor=web_actor()
             )
     except ConflictError:
-        service = _load(service_id)
+        service = load_service(service_id)
         error = _(
             "Someone else changed this service while you were editing it. "
             "Check the form and save again."
@@ -120,7 +120,7 @@ def save(service_id: str) -> Page:
         version = record_version(service.record, service.public)
         return _form_page(service, values, version, {"form": error}), 409
     except InvalidRequestError as error:
-        page = _form_page(_load(service_id), values, started_from, field_errors(error))
+        page = _form_page(load_service(service_id), values, started_from, field_errors(error))
         return page, 400
     flash(_("The service is saved."), "success")
     return redirect_to("services.index")
@@ -129,7 +129,7 @@ def save(service_id: str) -> Page:
 @blueprint.get("/<service_id>/remove")
 @login_required()
 def confirm_removal(service_id: str) -> str:
-    return render("services/remove.html", service=_load(service_id))
+    return render("services/remove.html", service=load_service(service_id))
 
 
 @blueprint.post("/<service_id>/remove")
@@ -151,6 +151,7 @@ def _form_page(
     return render(
         "services/form.html",
         service=service,
+        switch_to=_form_address(service),
         form=values,
         version=version,
         errors=errors or {},
@@ -158,8 +159,8 @@ def _form_page(
     )
 
 
-def _load(service_id: str) -> Service:
-    """The service, read in a transaction of its own (NotFoundError: a 404 page)."""
-    node = current_node()
-    with node.database.session() as session:
-        return catalog.get_service(session, service_id)
+def _form_address(service: Service | None) -> str:
+    """The form's own page (GET): where the language switch leads from a POST's answer."""
+    if service is None:
+        return url_for("services.new")
+    return url_for("services.edit", service_id=service.id)

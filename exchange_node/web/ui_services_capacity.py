@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import flash, request
+from flask import flash, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 from werkzeug.datastructures import MultiDict
@@ -33,9 +33,10 @@ from exchange_node.services.service_capacity import (
     CapacityChange,
     CapacityNumbers,
 )
+from exchange_node.web import ui_labels as labels
 from exchange_node.web.context import current_node
 from exchange_node.web.ui_pages import page_blueprint, render
-from exchange_node.web.ui_session import current_user, login_required, redirect_to
+from exchange_node.web.ui_session import login_required, redirect_to, web_actor
 
 blueprint = page_blueprint("services_capacity", __name__, url_prefix="/services")
 
@@ -46,28 +47,6 @@ STATUS_CHOICES = {
     "waitlist": lazy_gettext("Waitlist: people wait for a place"),
     "additional-assessment-required": lazy_gettext("Assessment first: people are assessed"),
     "no-capacity": lazy_gettext("Full: no places now"),
-}
-#: Intake field -> its label (the same words as the referral form).
-INTAKE_LABELS = {
-    "given_name": lazy_gettext("Given name"),
-    "family_name": lazy_gettext("Family name"),
-    "preferred_name": lazy_gettext("Preferred name"),
-    "date_of_birth": lazy_gettext("Date of birth"),
-    "age": lazy_gettext("Age"),
-    "phone": lazy_gettext("Phone number"),
-    "email": lazy_gettext("E-mail address"),
-    "postal_address": lazy_gettext("Postal address"),
-    "preferred_language": lazy_gettext("Preferred language"),
-    "needs_summary": lazy_gettext("What the person needs help with"),
-    "school_name": lazy_gettext("School"),
-    "grade_level": lazy_gettext("School year or grade"),
-    "housing_situation": lazy_gettext("Housing situation"),
-    "legal_matter_summary": lazy_gettext("Legal matter"),
-    "pronouns": lazy_gettext("Pronouns"),
-    "gender_identity": lazy_gettext("Gender identity"),
-    "sexual_orientation": lazy_gettext("Sexual orientation"),
-    "health_summary": lazy_gettext("Health summary"),
-    "immigration_status": lazy_gettext("Immigration status"),
 }
 MESSAGES = {
     "status": lazy_gettext("Choose whether the service can take people now."),
@@ -84,7 +63,7 @@ _POINTERS = {"capacities": "open_places", "accepting_referrals": "accepting"}
 @blueprint.get("/<service_id>/capacity")
 @login_required()
 def update(service_id: str) -> str:
-    service = _load(service_id)
+    service = load_service(service_id)
     return _page(service, current_values(service))
 
 
@@ -100,7 +79,7 @@ def save(service_id: str) -> str | tuple[str, int] | BaseResponse:
                 session, service_id, change, node.now(), actor=web_actor()
             )
     except InvalidRequestError as error:
-        return _page(_load(service_id), values, field_errors(error)), 400
+        return _page(load_service(service_id), values, field_errors(error)), 400
     flash(_("The capacity is saved. Trusted peers see it at their next sync."), "success")
     return redirect_to("services.index")
 
@@ -208,23 +187,17 @@ def _page(service: Service, values: dict[str, Any], errors: dict[str, str] | Non
     return render(
         "services/capacity.html",
         service=service,
+        switch_to=url_for("services_capacity.update", service_id=service.id),
         form=values,
         errors=errors or {},
         statuses=STATUS_CHOICES,
-        intake_labels=INTAKE_LABELS,
+        intake_fields=labels.FIELDS,
         sensitive=sensitive,
     )
 
 
-def _load(service_id: str) -> Service:
+def load_service(service_id: str) -> Service:
+    """The service, read in a transaction of its own (NotFoundError: a 404 page)."""
     node = current_node()
     with node.database.session() as session:
         return catalog.get_service(session, service_id)
-
-
-def web_actor() -> str:
-    """The audit actor of the signed-in user: ``user:<id>`` (never the e-mail address)."""
-    user = current_user()
-    if user is None:  # login_required ran first
-        raise RuntimeError("no signed-in user")
-    return f"user:{user.id}"

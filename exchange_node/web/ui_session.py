@@ -149,6 +149,19 @@ def current_user() -> SignedInUser | None:
     return cast(SignedInUser | None, g.get("user"))
 
 
+def web_actor() -> str:
+    """The audit log's name for the signed-in user: ``user:<id>``, never the e-mail address.
+
+    Raises:
+        RuntimeError: nobody is signed in (a view that records must be behind
+            :func:`login_required`).
+    """
+    user = current_user()
+    if user is None:
+        raise RuntimeError("no signed-in user")
+    return f"user:{user.id}"
+
+
 def login_required(role: str | None = None) -> Callable[[F], F]:
     """Views behind this need a signed-in user, and with ``role="admin"`` an administrator.
 

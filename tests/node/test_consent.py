@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from exchange_node.db.models import AuditEntry, Referral
 from exchange_node.errors import InvalidRequestError
-from exchange_node.services.consent import consent_receipt
+from exchange_node.services.consent import consent_receipt, open_receipt
 from exchange_node.services.referrals import withdraw
 from tests.node.test_referrals_support import (
     CONTACT_NOTES,
@@ -144,3 +144,28 @@ def test_showing_a_receipt_is_audited(
             "referral.consent_receipt_viewed",
             sent.referral_id,
         )
+
+
+def test_the_facts_of_the_receipt_come_as_data_and_only_codes_and_times_once_purged(
+    community: TestNode, clinic: TestNode, service_id: str
+) -> None:
+    categories = ("identity", "gender_identity")
+    person = {"given_name": GIVEN_NAME, "pronouns": "they/them"}
+    sent = create(community, draft(clinic, service_id, person=person, categories=categories))
+    node = community.node
+    with node.database.session() as session:
+        referral = session.get_one(Referral, sent.id)
+        facts = open_receipt(node, session, referral, actor="cli", now=node.now())
+        assert facts.code == sent.consent_code
+        assert (facts.organization, facts.withdraw_contact) == ("Community", "Community")
+        assert (facts.peer_organization, facts.service) == ("Clinic", "Youth drop-in")
+        assert facts.consent is not None
+        assert facts.consent.categories == categories
+        assert facts.consent.sensitive == ("gender_identity",)
+        assert (facts.consent.given_by, facts.consent.method) == ("self", "verbal")
+        assert facts.purged_at is None
+        withdraw(node, session, sent.referral_id, actor="cli", now=node.now())
+        purged = open_receipt(node, session, referral, actor="cli", now=node.now())
+    assert purged.consent is None  # sealed with the data
+    assert purged.withdrawn_at == purged.purged_at == node.now()
+    assert_no_person_data(repr(facts) + repr(purged))

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from babel.messages.pofile import read_po
@@ -160,6 +162,15 @@ def test_a_referral_is_sent_and_accepted_in_arabic(
     assert data is not None
     assert data.consent["purpose"] == purpose
 
+    receipt = assert_arabic_page(staff.get(f"/referrals/{referral.referral_id}/receipt"))
+    assert "<title>إيصال الموافقة · Community</title>" in receipt
+    assert f"<code>{referral.consent_code}</code>" in receipt
+    for words in ("كيفية سحب الموافقة", "اسمك", "هويتك الجندرية أو ضمائرك المفضَّلة", "شفهيًا"):
+        assert words in receipt
+    assert "How to withdraw" not in receipt
+    assert "(معلومة حساسة: أعطيت موافقتك على مشاركتها تحديدًا)" in receipt
+    assert ARABIC_DATE_TIME.search(receipt)
+
     assert deliver_until_idle(community.node).delivered == 1
     path = f"/referrals/{referral.referral_id}"
     accepted = intake.post(f"{path}/status", {"status": "accepted"})
@@ -170,6 +181,37 @@ def test_a_referral_is_sent_and_accepted_in_arabic(
     assert deliver_until_idle(clinic.node).delivered == 1
     text = assert_arabic_page(staff.get(path))
     assert "<strong>قُبلت</strong> من قِبل الجهة المستقبِلة" in text
+
+
+def switch_target(response: TestResponse) -> str:
+    """Where the page's language switch leads (its hidden ``next``)."""
+    found = re.search(r'<input type="hidden" name="next" value="([^"]*)">', page_text(response))
+    assert found, "no language switch"
+    return unescape(found[1])
+
+
+def test_the_switch_on_a_page_answering_a_post_leads_to_a_page_that_can_be_opened(
+    staff: PageClient, community: TestNode, clinic: TestNode, service_id: str
+) -> None:
+    assert switch_target(staff.get("/referrals?role=sent")) == "/referrals?role=sent"
+    consent_step = staff.post("/referrals/new", details(clinic, service_id))
+    target = switch_target(consent_step)
+    assert urlsplit(target).path == "/referrals/new"  # not /referrals/new/send (POST only)
+    assert parse_qs(urlsplit(target).query) == {"peer": [clinic.url], "service": [service_id]}
+    assert GIVEN_NAME not in target
+    switched = staff.post("/language", {"lang": "ar", "next": target})
+    assert switched.headers["Location"] == target
+    text = assert_arabic_page(staff.get(target))
+    assert 'name="person-given_name"' in text  # the form of the same service, again
+
+    no_method = consent(community, method="")
+    refused = staff.post("/referrals/new/send", details(clinic, service_id) | no_method)
+    assert refused.status_code == 400  # the consent step again, with its error
+    assert switch_target(refused) == target
+    no_token = staff.post("/referrals/new/send", details(clinic, service_id), csrf=False)
+    assert no_token.status_code == 400
+    assert switch_target(no_token) == "/"  # an error page names none: the dashboard
+    assert stored(community) == []
 
 
 def test_error_pages_are_in_arabic_with_their_code(staff: PageClient) -> None:

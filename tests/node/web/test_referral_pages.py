@@ -15,10 +15,12 @@ from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
 from exchange_node.db.models import AuditEntry, OutboxMessage, Referral
+from exchange_node.services import consent as receipts
 from exchange_node.services import peers, referral_store
 from exchange_node.services.delivery import deliver_until_idle
+from exchange_node.web import ui_labels
+from exchange_node.web.ui_labels import FIELDS
 from exchange_node.web.ui_referrals_form import default_expiry
-from exchange_node.web.ui_referrals_text import FIELDS
 from tests.node.conftest import TestNode
 from tests.node.test_referrals_support import CONTACT_NOTES, GIVEN_NAME, PHONE, list_service
 from tests.node.web.conftest import PageClient, add_user
@@ -104,6 +106,15 @@ def set_peer_status(node: TestNode, peer: TestNode, status: str) -> None:
         peers.change_status(node.node, session, peer.url, status)
 
 
+def audited(node: TestNode, action: str) -> list[tuple[str, str]]:
+    """(actor, subject) of the audit entries of ``action``."""
+    with node.node.database.session() as session:
+        found = session.execute(
+            select(AuditEntry.actor, AuditEntry.subject).where(AuditEntry.action == action)
+        )
+        return [(actor, subject) for actor, subject in found]
+
+
 def stored(node: TestNode) -> list[Referral]:
     with node.node.database.session() as session:
         rows = list(session.scalars(select(Referral)))
@@ -139,10 +150,19 @@ def test_send_with_consent_then_the_clinic_accepts_and_the_community_sees_it(
     assert referral.consent_code in page_text(confirmation)
     assert "Queued" in page_text(confirmation)
     receipt = staff.get(f"/referrals/{referral.referral_id}/receipt")
+    text = page_text(receipt)
     assert receipt.mimetype == "text/html"
     assert "no-store" in receipt.headers["Cache-Control"]
-    assert "'sha256-" in receipt.headers["Content-Security-Policy"]
-    assert referral.consent_code in page_text(receipt)
+    assert "style-src 'self';" in receipt.headers["Content-Security-Policy"]  # no inline style
+    assert "<style" not in text
+    assert "style=" not in text
+    assert referral.consent_code in text
+    assert "How to withdraw" in text
+    assert "your name" in text  # the categories shared, as the person reads them
+    assert GIVEN_NAME not in text
+    assert (referral.created_by, referral.referral_id) in audited(
+        community, "referral.consent_receipt_viewed"
+    )
 
     assert deliver_until_idle(community.node).delivered == 1
     incoming = intake.get("/referrals?role=received")
@@ -216,6 +236,12 @@ def test_bad_input_keeps_what_was_entered_and_a_form_needs_its_csrf_token(
     refused = staff.post("/referrals/new/send", details(clinic, service_id) | no_consent_method)
     assert refused.status_code == 400
     assert "Say how consent was given." in page_text(refused)
+    # The group's error is tied to the group (the summary links to it by its id).
+    assert '<fieldset id="f-method" aria-describedby="f-method-error">' in page_text(refused)
+    assert '<p class="error" id="f-method-error">Say how consent was given.</p>' in (
+        page_text(refused)
+    )
+    assert 'href="#f-method"' in page_text(refused)
     assert "Referral to the youth drop-in." in page_text(refused)
     without_token = staff.post(
         "/referrals/new/send", details(clinic, service_id) | consent(community), csrf=False
@@ -327,3 +353,15 @@ def test_every_intake_field_has_its_words() -> None:
     from exchange_node.protocol.intake import INTAKE_FIELDS
 
     assert set(FIELDS) == set(INTAKE_FIELDS)
+
+
+def test_the_receipt_page_speaks_to_the_person_with_the_printed_receipts_words(
+    community: TestNode,
+) -> None:
+    with community.app.test_request_context("/", headers={"Accept-Language": "en"}):
+        categories = {code: str(text) for code, text in ui_labels.RECEIPT_CATEGORIES.items()}
+        givers = {code: str(text).lower() for code, text in ui_labels.RECEIPT_GIVERS.items()}
+        methods = {code: str(text).lower() for code, text in ui_labels.RECEIPT_METHODS.items()}
+    assert categories == receipts.CATEGORY_LABELS
+    assert givers == receipts.GIVER_LABELS
+    assert methods == receipts.METHOD_LABELS

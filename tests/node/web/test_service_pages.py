@@ -184,6 +184,9 @@ def test_bad_capacity_input_is_kept_and_nothing_changes(
     assert "Give the wait in whole days" in page
     assert "Give the open places as a whole number" in page
     assert "Choose whether the service can take people now." in page
+    assert '<fieldset id="f-status" class="has-error" aria-describedby="f-status-error">' in page
+    assert '<p class="error" id="f-status-error">' in page
+    assert 'href="#f-status"' in page
     assert 'value="a week"' in page
     assert "Call before referring on Fridays</textarea>" in page
     (service,) = services(community)

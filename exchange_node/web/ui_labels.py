@@ -1,9 +1,10 @@
-"""The words the referral pages show for the protocol's codes, in the reader's language.
+"""The words the pages show for the protocol's codes, in the reader's language.
 
 Intake fields (label, hint, input type), data categories, contact channels, days,
-consent methods and givers, statuses, reasons, timeline events and delivery states.
-Codes stay codes everywhere else; only pages turn them into words. Nothing here
-renders or decides anything.
+consent methods and givers, statuses, reasons, timeline events and delivery states:
+one table each, shared by every page (the referral pages, the dashboard, the capacity
+form), so a code has one name everywhere. Codes stay codes everywhere else; only pages
+turn them into words. Nothing here renders or decides anything.
 """
 
 from __future__ import annotations
@@ -153,10 +154,12 @@ PURGE_REASONS = {
     "withdrawn": lazy_gettext("The person withdrew consent."),
     "retention": lazy_gettext("The time for keeping it ended."),
 }
+#: Message types of the outbox.
 MESSAGES = {
-    "referral": lazy_gettext("The referral"),
-    "referral-status": lazy_gettext("A status change"),
-    "consent-withdrawal": lazy_gettext("The consent withdrawal"),
+    "referral": lazy_gettext("Referral"),
+    "referral-status": lazy_gettext("Status update"),
+    "consent-withdrawal": lazy_gettext("Consent withdrawal"),
+    "deletion-receipt": lazy_gettext("Deletion receipt"),
 }
 #: Outbox state -> (words, badge class).
 DELIVERY = {
@@ -166,3 +169,29 @@ DELIVERY = {
     "cancelled": (lazy_gettext("Cancelled"), "muted"),
 }
 ROLES = {"received": lazy_gettext("Incoming"), "sent": lazy_gettext("Outgoing")}
+#: The consent receipt speaks to the person: data category -> what of theirs is shared
+#: (the same words as :data:`exchange_node.services.consent.CATEGORY_LABELS`; a test checks).
+RECEIPT_CATEGORIES = {
+    "identity": lazy_gettext("your name"),
+    "contact": lazy_gettext("how to contact you (phone, e-mail or address)"),
+    "demographics": lazy_gettext("your age or date of birth"),
+    "language": lazy_gettext("the language you prefer"),
+    "needs": lazy_gettext("a summary of what you need help with"),
+    "education": lazy_gettext("your school and year"),
+    "housing": lazy_gettext("your housing situation"),
+    "legal": lazy_gettext("a summary of your legal matter"),
+    "gender_identity": lazy_gettext("your gender identity or pronouns"),
+    "sexual_orientation": lazy_gettext("your sexual orientation"),
+    "health": lazy_gettext("a summary of your health"),
+    "immigration_status": lazy_gettext("your immigration status"),
+}
+RECEIPT_GIVERS = {
+    "self": lazy_gettext("You"),
+    "parent-or-guardian": lazy_gettext("Your parent or guardian"),
+    "legal-representative": lazy_gettext("Your legal representative"),
+}
+RECEIPT_METHODS = {
+    "verbal": lazy_gettext("Spoken (verbal)"),
+    "written": lazy_gettext("In writing"),
+    "digital": lazy_gettext("Digitally"),
+}
