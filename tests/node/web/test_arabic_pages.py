@@ -178,6 +178,8 @@ def test_a_referral_is_sent_and_accepted_in_arabic(
     text = assert_arabic_page(intake.get(accepted.headers["Location"]))
     assert "حالة الإحالة الآن: قُبلت. سيتم إبلاغ الجهة الأخرى." in text
     assert "يجب عدم ترك رسالة صوتية أو رسالة مكتوبة." in text  # safe contact, first
+    # a phone number keeps its left-to-right order on a right-to-left page
+    assert re.search(r'<dd dir="ltr">\+?[0-9 ]+</dd>', text), "the phone number is not ltr"
     assert deliver_until_idle(clinic.node).delivered == 1
     text = assert_arabic_page(staff.get(path))
     assert "<strong>قُبلت</strong> من قِبل الجهة المستقبِلة" in text
