@@ -4,7 +4,8 @@ Each test gets a :class:`Federation` whose nodes share a test clock and a
 :class:`~exchange_node.transport.WsgiTransport`, so node-to-node requests go
 through the real Flask apps without sockets. Every test runs on SQLite, and
 again on PostgreSQL when ``EXCHANGE_TEST_DATABASE_URL`` is set (each node then
-gets a database of its own, dropped after the test).
+gets a schema of its own, dropped after the test). Nodes start from a copy of a
+database migrated once per session (tests/node/database_templates.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from flask.testing import FlaskClient
 from sqlalchemy import update
 from werkzeug.test import TestResponse
 
-from exchange_node.db import normalize_url
 from exchange_node.db.models import CapacityPublication, Service
 from exchange_node.node import Node
 from exchange_node.protocol.keys import NodeKey
@@ -32,6 +32,7 @@ from exchange_node.settings import IDENTITY, load_settings
 from exchange_node.transport import WsgiTransport
 from exchange_node.web import create_app
 from tests.conftest import NOW
+from tests.node.database_templates import PostgresSchemas, SqliteTemplate
 
 POSTGRES_URL = os.environ.get("EXCHANGE_TEST_DATABASE_URL")
 NO_POSTGRES = (
@@ -174,30 +175,72 @@ def database_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-def database_url(database_kind: str, tmp_path: Path) -> Iterator[Callable[[str], str]]:
-    """Make a fresh, empty database per name: a file on SQLite; on PostgreSQL a schema of its
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplate:
+    return SqliteTemplate(tmp_path_factory.mktemp("database-template"))
+
+
+@pytest.fixture(scope="session")
+def postgres_schemas() -> Iterator[PostgresSchemas | None]:
+    """Schemas in the PostgreSQL test database (connected when first used), or None."""
+    if not POSTGRES_URL:
+        yield None
+        return
+    schemas = PostgresSchemas(POSTGRES_URL)
+    yield schemas
+    schemas.close()
+
+
+@dataclass
+class Databases:
+    """One test's databases, one per name: a file on SQLite; on PostgreSQL a schema of its
     own in the test database (creating one is far cheaper than creating a database)."""
-    created: list[str] = []
 
-    def make(name: str) -> str:
-        if database_kind == "sqlite":
-            return f"sqlite:///{tmp_path / name}.db"
-        schema = f"exnode_{name}_{uuid.uuid4().hex[:12]}"
-        _admin(f'CREATE SCHEMA "{schema}"')
-        created.append(schema)
-        return f"{normalize_url(POSTGRES_URL or '')}?options=-csearch_path%3D{schema}"
+    kind: str
+    directory: Path
+    sqlite_template: SqliteTemplate
+    postgres_schemas: PostgresSchemas | None
+    schemas: list[str] = field(default_factory=list)
 
-    yield make
-    for schema in created:
-        _admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    def url(self, name: str, *, migrated: bool) -> str:
+        """A new database, empty or as the migrations leave it (copied: see the templates)."""
+        if self.kind == "sqlite":
+            path = self.directory / f"{name}.db"
+            if migrated:
+                self.sqlite_template.copy_to(path)
+            return f"sqlite:///{path}"
+        assert self.postgres_schemas is not None, NO_POSTGRES
+        schema = self.postgres_schemas.create(name, migrated=migrated)
+        self.schemas.append(schema)
+        return self.postgres_schemas.url_for(schema)
+
+    def drop(self) -> None:
+        if self.postgres_schemas is not None:
+            self.postgres_schemas.drop(self.schemas)
 
 
-def _admin(statement: str) -> None:
-    import psycopg
+@pytest.fixture
+def databases(
+    database_kind: str,
+    tmp_path: Path,
+    sqlite_template: SqliteTemplate,
+    postgres_schemas: PostgresSchemas | None,
+) -> Iterator[Databases]:
+    databases = Databases(database_kind, tmp_path, sqlite_template, postgres_schemas)
+    yield databases
+    databases.drop()
 
-    with psycopg.connect(POSTGRES_URL or "", autocommit=True) as connection:
-        connection.execute(statement)  # type: ignore[arg-type]
+
+@pytest.fixture
+def database_url(databases: Databases) -> Callable[[str], str]:
+    """Make a fresh, empty database per name."""
+    return lambda name: databases.url(name, migrated=False)
+
+
+@pytest.fixture
+def migrated_database_url(databases: Databases) -> Callable[[str], str]:
+    """Make a fresh database per name, at the newest migration and otherwise empty."""
+    return lambda name: databases.url(name, migrated=True)
 
 
 @pytest.fixture
@@ -207,9 +250,9 @@ def clock() -> TestClock:
 
 @pytest.fixture
 def federation(
-    tmp_path: Path, database_url: Callable[[str], str], clock: TestClock
+    tmp_path: Path, migrated_database_url: Callable[[str], str], clock: TestClock
 ) -> Iterator[Federation]:
-    federation = Federation(tmp_path, database_url, clock)
+    federation = Federation(tmp_path, migrated_database_url, clock)
     yield federation
     federation.close()
 
