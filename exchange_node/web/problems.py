@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, json, request
+from flask import Flask, Response, current_app, json, request
 from werkzeug.exceptions import HTTPException
 
 from exchange_node.errors import ExchangeError
@@ -52,19 +52,22 @@ def init_app(app: Flask) -> None:
             problem.pop("errors", None)
         return problem_response(problem, error.status)
 
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> Response:
-        status = error.code or 500
-        code = HTTP_CODES.get(status, "http_error")
-        detail = error.description or ""
-        if status == 413:
-            detail = f"the request body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
-        if status >= 500:
-            log.error("internal error on %s %s", request.method, request.path)
-            detail = "the node could not handle this request"
-        problem = problem_details(code, error.name, status, detail, request.path)
-        response = problem_response(problem, status)
-        for name, value in error.get_headers():  # Allow on a 405, Retry-After on a 429
-            if name.lower() not in ("content-type", "content-length"):
-                response.headers[name] = value
-        return response
+    app.register_error_handler(HTTPException, http_problem)
+
+
+def http_problem(error: HTTPException) -> Response:
+    """An HTTP error raised by Flask or a view, as problem details with its stable code."""
+    status = error.code or 500
+    code = HTTP_CODES.get(status, "http_error")
+    detail = error.description or ""
+    if status == 413:
+        detail = f"the request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes"
+    if status >= 500:
+        log.error("internal error on %s %s", request.method, request.path)
+        detail = "the node could not handle this request"
+    problem = problem_details(code, error.name, status, detail, request.path)
+    response = problem_response(problem, status)
+    for name, value in error.get_headers():  # Allow on a 405, Retry-After on a 429
+        if name.lower() not in ("content-type", "content-length"):
+            response.headers[name] = value
+    return response

@@ -19,7 +19,7 @@ from flask_babel import lazy_gettext
 from werkzeug.exceptions import HTTPException
 
 from exchange_node.errors import ExchangeError
-from exchange_node.web import ui_session
+from exchange_node.web import problems, ui_session
 from exchange_node.web.context import current_node
 from exchange_node.web.problems import HTTP_CODES
 
@@ -38,6 +38,8 @@ NAVIGATION = (
     ("services.index", lazy_gettext("Services"), False),
     ("admin.index", lazy_gettext("Administration"), True),
 )
+#: Paths of programs (the API, federation, OAuth): always problem details, never a page.
+API_PREFIXES = ("/api/", "/federation/", "/oauth/", "/.well-known/", "/hsds/")
 #: Names of the blueprints of pages (HTML for people, not part of the OpenAPI document).
 PAGE_BLUEPRINTS: set[str] = set()
 SECURITY_HEADERS = {
@@ -55,11 +57,26 @@ def init_app(app: Flask) -> None:
             response.headers.setdefault(name, value)
         return response
 
+    @app.errorhandler(404)
+    def not_found(error: HTTPException) -> Response | tuple[str, int]:
+        """A page for a person who mistyped an address; problem details for programs."""
+        if request.path.startswith(API_PREFIXES) or not _prefers_html():
+            return problems.http_problem(error)
+        ui_session.load_user(current_node())
+        return error_page(error)
+
     @app.context_processor
     def navigation() -> dict[str, Any]:
         return {
             "navigation": [item for item in NAVIGATION if item[0] in current_app.view_functions]
         }
+
+
+def _prefers_html() -> bool:
+    accepted = request.accept_mimetypes
+    return accepted.best_match(("application/json", "text/html")) == "text/html" and (
+        accepted["text/html"] > accepted["application/json"]
+    )
 
 
 def page_blueprint(name: str, import_name: str, url_prefix: str | None = None) -> Blueprint:

@@ -170,3 +170,18 @@ def test_every_main_page_offers_the_language_switch(admin: PageClient) -> None:
     ):
         page = admin.get(path).get_data(as_text=True)
         assert 'name="lang" value="ar"' in page, path
+
+
+def test_an_unknown_address_is_a_page_for_browsers_and_a_problem_for_programs(
+    staff: PageClient,
+) -> None:
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    page = staff.get("/no-such-page", headers=browser)
+    assert page.status_code == 404
+    assert page.mimetype == "text/html"
+    assert "not_found" in page.get_data(as_text=True)
+    assert "Sign out" in page.get_data(as_text=True)  # the signed-in layout
+    for path, headers in (("/no-such-page", {}), ("/api/v1/nothing", browser)):
+        response = staff.get(path, headers=headers)
+        assert response.status_code == 404
+        assert response.mimetype == "application/problem+json"
