@@ -36,6 +36,7 @@ from exchange_node.services.service_capacity import (
 from exchange_node.web import ui_labels as labels
 from exchange_node.web.context import current_node
 from exchange_node.web.ui_pages import page_blueprint, render
+from exchange_node.web.ui_services_form import whole_number
 from exchange_node.web.ui_session import login_required, redirect_to, web_actor
 
 blueprint = page_blueprint("services_capacity", __name__, url_prefix="/services")
@@ -137,8 +138,8 @@ def capacity_change(values: Mapping[str, Any]) -> CapacityChange:
         problems["status"] = "unknown"
     if values["accepting"] not in ("yes", "no"):
         problems["accepting"] = "yes or no"
-    places = _whole(values["open_places"], MAX_OPEN_PLACES, "open_places", problems)
-    wait = _whole(values["wait_days"], MAX_WAIT_DAYS, "wait_days", problems)
+    places = whole_number(values["open_places"], MAX_OPEN_PLACES, "open_places", problems)
+    wait = whole_number(values["wait_days"], MAX_WAIT_DAYS, "wait_days", problems)
     unit = values["unit"] or DEFAULT_UNIT
     if len(unit) > MAX_UNIT_LENGTH:
         problems["unit"] = "too long"
@@ -167,15 +168,6 @@ def field_errors(error: InvalidRequestError) -> dict[str, str]:
         message = MESSAGES.get(name)
         errors.setdefault(name if message else "form", str(message or error.detail))
     return errors or {"form": error.detail}
-
-
-def _whole(text: str, most: int, name: str, problems: dict[str, str]) -> int | None:
-    if not text:
-        return None
-    if not (text.isascii() and text.isdigit()) or len(text) > 9 or int(text) > most:
-        problems[name] = f"a whole number from 0 to {most}"
-        return None
-    return int(text)
 
 
 def _page(service: Service, values: dict[str, Any], errors: dict[str, str] | None = None) -> str:

@@ -142,7 +142,7 @@ def changes(
         InvalidRequestError: a field too long, or an age or coordinate that is no number.
     """
     problems = {name: TOO_LONG for name in TEXT_FIELDS if len(values[name]) > MAX_TEXT}
-    ages = {name: _age(values[name], problems, name) for name in NUMBERS}
+    ages = {name: whole_number(values[name], MAX_AGE, name, problems) for name in NUMBERS}
     point = {name: _coordinate(values[name], problems, name) for name in ("latitude", "longitude")}
     if problems:
         raise InvalidRequestError("some fields cannot be used as they are", problems)
@@ -240,11 +240,16 @@ def _location_values(record: Mapping[str, Any]) -> dict[str, str]:
     return values
 
 
-def _age(text: str, problems: dict[str, str], name: str) -> int | None:
+def whole_number(text: str, most: int, name: str, problems: dict[str, str]) -> int | None:
+    """``text`` as a whole number from 0 to ``most`` (None when empty); else a problem.
+
+    ASCII digits only (``str.isdigit`` also takes "²" and "٣", which ``int`` refuses or
+    reads), and at most 9 of them (``int`` refuses more than 4,300).
+    """
     if not text:
         return None
-    if not (text.isascii() and text.isdigit()) or len(text) > 9 or int(text) > MAX_AGE:
-        problems[name] = f"a whole number from 0 to {MAX_AGE}"
+    if not (text.isascii() and text.isdigit()) or len(text) > 9 or int(text) > most:
+        problems[name] = f"a whole number from 0 to {most}"
         return None
     return int(text)
 
